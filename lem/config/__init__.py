@@ -1,0 +1,1 @@
+"""Configuration: schema dataclasses, ConfigStore registration, validation rules and introspection."""
