@@ -9,6 +9,7 @@ from rich.table import Table
 
 from lem.config.rules import Finding, resolved_decoder
 from lem.config.schema import ExperimentConfig
+from lem.results.schema import Result
 
 _STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 _console = Console(stderr=True, highlight=False)
@@ -40,5 +41,41 @@ def print_dry_run(config: ExperimentConfig, findings: Sequence[Finding]) -> None
     _console.print(table)
     counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")}
     verdict = "INVALID" if counts["error"] else "valid"
-    _console.print(f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info",
-                   style="bold red" if counts["error"] else "green", markup=False)
+    _console.print(
+        f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info",
+        style="bold red" if counts["error"] else "green",
+        markup=False,
+    )
+
+
+def _fmt(value: float | None, unit: str, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g} {unit}".strip()
+
+
+def print_summary(result: Result, results_path: str) -> None:
+    """The end-of-run table: energy with its source, J/token, throughput, latency, power, where results went."""
+    metrics, energy = result.metrics, result.energy
+    assert metrics is not None and energy is not None
+    table = Table(title=f"lem: {result.config['backend']['name']} on {result.config['model']}", show_header=False)
+    if energy.measured_energy_j is not None:
+        sources = sorted({d.source for d in energy.domains if d.source in ("counter", "power_integration")})
+        table.add_row("energy (measured)", f"{_fmt(energy.measured_energy_j, 'J')} [{', '.join(sources)}]")
+        table.add_row("net of idle", _fmt(energy.measured_net_energy_j, "J"))
+        table.add_row("J / output token", _fmt(energy.j_per_output_token, "J"))
+        table.add_row("avg / peak power", f"{_fmt(energy.avg_power_w, 'W')} / {_fmt(energy.peak_power_w, 'W')}")
+    else:
+        table.add_row("energy (measured)", "unavailable: no hardware counter on this machine")
+    if energy.estimated_energy_j is not None:
+        table.add_row(
+            "energy (ESTIMATE)",
+            f"{_fmt(energy.estimated_energy_j, 'J')} host CPU, power model; "
+            f"{_fmt(energy.estimated_j_per_output_token, 'J')} / token",
+        )
+    table.add_row(
+        "tokens in / out", f"{metrics.input_tokens} / {metrics.output_tokens} ({metrics.num_requests} requests)"
+    )
+    table.add_row("throughput", f"{metrics.output_tokens_per_s:.1f} tok/s, {metrics.requests_per_s:.2f} req/s")
+    table.add_row("latency p50 / p95", f"{_fmt(metrics.latency_s.p50, 's')} / {_fmt(metrics.latency_s.p95, 's')}")
+    table.add_row("window", _fmt(metrics.duration_s, "s"))
+    table.add_row("results", results_path)
+    Console(highlight=False).print(table)

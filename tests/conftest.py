@@ -27,13 +27,15 @@ def compose_config(*overrides: str) -> ExperimentConfig:
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def run_lem(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
-            module: str = "lem") -> subprocess.CompletedProcess[str]:
+def run_lem(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, module: str = "lem"
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m lem ARGS` in `cwd` (Hydra writes outputs/ there)."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

@@ -67,10 +67,19 @@ def iter_fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.
 
 def _info(key: str, f: dataclasses.Field[Any]) -> ParamInfo:
     meta = f.metadata
-    return ParamInfo(key=key, type=str(f.type), default=_default(f), description=meta.get("description", ""),
-                     choices=meta.get("choices"), ge=meta.get("ge"), gt=meta.get("gt"), le=meta.get("le"),
-                     maps_to=meta.get("maps_to"), note=meta.get("note"),
-                     unsupported=meta.get("unsupported"))
+    return ParamInfo(
+        key=key,
+        type=str(f.type),
+        default=_default(f),
+        description=meta.get("description", ""),
+        choices=meta.get("choices"),
+        ge=meta.get("ge"),
+        gt=meta.get("gt"),
+        le=meta.get("le"),
+        maps_to=meta.get("maps_to"),
+        note=meta.get("note"),
+        unsupported=meta.get("unsupported"),
+    )
 
 
 def get_experiment_params() -> dict[str, ParamInfo]:
@@ -126,16 +135,31 @@ def get_param_skip_conditions() -> dict[str, SkipCondition]:
         SkipCondition("tensorrt.quantization", "fp8", f"fp8 quantization {_FP8}", _below_sm89),
         SkipCondition("tensorrt.kv_cache_quantization", "fp8", f"fp8 KV cache {_FP8}", _below_sm89),
         SkipCondition("tensorrt.gemm_plugin", "fp8", f"the fp8 GEMM plugin {_FP8}", _below_sm89),
-        SkipCondition("pytorch.attn_implementation", "flash_attention_2",
-                      "flash_attention_2 needs the flash_attn package and a CUDA GPU", _needs_cuda_and("flash_attn")),
-        SkipCondition("pytorch.quantization", "bnb_4bit", "bitsandbytes 4-bit needs the bitsandbytes package and "
-                      "a CUDA GPU", _needs_cuda_and("bitsandbytes")),
-        SkipCondition("pytorch.quantization", "bnb_8bit", "bitsandbytes 8-bit needs the bitsandbytes package and "
-                      "a CUDA GPU", _needs_cuda_and("bitsandbytes")),
-        SkipCondition("vllm.tensor_parallel_size", 2, "tensor parallelism over 2 needs 2 visible GPUs",
-                      _needs_gpus(2)),
+        SkipCondition(
+            "pytorch.attn_implementation",
+            "flash_attention_2",
+            "flash_attention_2 needs the flash_attn package and a CUDA GPU",
+            _needs_cuda_and("flash_attn"),
+        ),
+        SkipCondition(
+            "pytorch.quantization",
+            "bnb_4bit",
+            "bitsandbytes 4-bit needs the bitsandbytes package and a CUDA GPU",
+            _needs_cuda_and("bitsandbytes"),
+        ),
+        SkipCondition(
+            "pytorch.quantization",
+            "bnb_8bit",
+            "bitsandbytes 8-bit needs the bitsandbytes package and a CUDA GPU",
+            _needs_cuda_and("bitsandbytes"),
+        ),
+        SkipCondition("vllm.tensor_parallel_size", 2, "tensor parallelism over 2 needs 2 visible GPUs", _needs_gpus(2)),
         SkipCondition("tensorrt.tp_size", 2, "tensor parallelism over 2 needs 2 visible GPUs", _needs_gpus(2)),
-        SkipCondition("tensorrt.name", "tensorrt", "TensorRT-LLM needs an NVIDIA GPU and the tensorrt_llm package",
-                      _needs_cuda_and("tensorrt_llm")),
+        SkipCondition(
+            "tensorrt.name",
+            "tensorrt",
+            "TensorRT-LLM needs an NVIDIA GPU and the tensorrt_llm package",
+            _needs_cuda_and("tensorrt_llm"),
+        ),
     ]
     return {f"{c.param}={c.value}": c for c in conditions}

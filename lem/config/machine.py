@@ -32,7 +32,7 @@ class MachineFacts:
 OPTIONAL_PACKAGES = ("torch", "transformers", "vllm", "tensorrt_llm", "flash_attn", "bitsandbytes", "datasets")
 
 
-def _visible_nvml_indices(count: int) -> list[int]:
+def visible_nvml_indices(count: int) -> list[int]:
     """NVML indices of the devices CUDA_VISIBLE_DEVICES exposes (comma-separated integers only)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
@@ -55,7 +55,7 @@ def _probe_gpus() -> tuple[GpuFact, ...]:
         return ()
     try:
         facts = []
-        for visible_index, nvml_index in enumerate(_visible_nvml_indices(pynvml.nvmlDeviceGetCount())):
+        for visible_index, nvml_index in enumerate(visible_nvml_indices(pynvml.nvmlDeviceGetCount())):
             handle = pynvml.nvmlDeviceGetHandleByIndex(nvml_index)
             name = pynvml.nvmlDeviceGetName(handle)
             major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)

@@ -39,8 +39,10 @@ def _table(params: dict[str, ParamInfo], prefix: str) -> list[str]:
             description += f" Note: {info.note}."
         if info.unsupported:
             description += f" **Unsupported**: {info.unsupported}; setting it is an error finding."
-        lines.append(f"| `{key}` | `{_cell(info.type)}` | `{_cell(info.default)}` | {_cell(_allowed(info))} | "
-                     f"{_cell(description)} | {_cell(info.maps_to or '')} |")
+        lines.append(
+            f"| `{key}` | `{_cell(info.type)}` | `{_cell(info.default)}` | {_cell(_allowed(info))} | "
+            f"{_cell(description)} | {_cell(info.maps_to or '')} |"
+        )
     return lines
 
 
@@ -58,10 +60,22 @@ def render_reference() -> str:
         *_table(get_experiment_params(), ""),
     ]
     for backend in BACKEND_CONFIGS:
-        lines += ["", f"## Backend `{backend}` (`backend={backend}`)", "",
-                  *_table(get_backend_params(backend), "backend.")]
-    lines += ["", "## Skip conditions", "", "Values that need particular hardware or packages; validation reports an "
-              "error finding where the condition holds.", "", "| parameter | value | needs |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## Backend `{backend}` (`backend={backend}`)",
+            "",
+            *_table(get_backend_params(backend), "backend."),
+        ]
+    lines += [
+        "",
+        "## Skip conditions",
+        "",
+        "Values that need particular hardware or packages; validation reports an "
+        "error finding where the condition holds.",
+        "",
+        "| parameter | value | needs |",
+        "|---|---|---|",
+    ]
     for condition in get_param_skip_conditions().values():
         lines.append(f"| `{condition.param}` | `{condition.value}` | {_cell(condition.reason)} |")
     return "\n".join(lines) + "\n"

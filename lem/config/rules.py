@@ -62,13 +62,21 @@ def _field_findings(config: ExperimentConfig) -> Iterable[Finding]:
 
 def _schema_version(config: ExperimentConfig) -> Iterable[Finding]:
     if config.schema_version is None:
-        yield Finding("SCHEMA_VERSION_MISSING", "info", "schema_version",
-                      f"not set; the current schema is {CURRENT_SCHEMA_VERSION} (add schema_version: "
-                      f"'{CURRENT_SCHEMA_VERSION}' to pin it)")
+        yield Finding(
+            "SCHEMA_VERSION_MISSING",
+            "info",
+            "schema_version",
+            f"not set; the current schema is {CURRENT_SCHEMA_VERSION} (add schema_version: "
+            f"'{CURRENT_SCHEMA_VERSION}' to pin it)",
+        )
     elif config.schema_version != CURRENT_SCHEMA_VERSION:
-        yield Finding("SCHEMA_VERSION_MISMATCH", "warning", "schema_version",
-                      f"{config.schema_version!r} differs from the current {CURRENT_SCHEMA_VERSION!r}; "
-                      f"check the config reference for renamed or removed fields")
+        yield Finding(
+            "SCHEMA_VERSION_MISMATCH",
+            "warning",
+            "schema_version",
+            f"{config.schema_version!r} differs from the current {CURRENT_SCHEMA_VERSION!r}; "
+            f"check the config reference for renamed or removed fields",
+        )
 
 
 def _skip_conditions(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
@@ -80,8 +88,12 @@ def _skip_conditions(config: ExperimentConfig, facts: MachineFacts) -> Iterable[
             continue
         if name in ("name", "tensor_parallel_size", "tp_size"):  # _backend_installed and _parallelism say these
             continue
-        yield Finding("NEEDS_HARDWARE", "error", f"backend.{name}",
-                      f"{condition.value!r}: {condition.reason}; choose another value on this machine")
+        yield Finding(
+            "NEEDS_HARDWARE",
+            "error",
+            f"backend.{name}",
+            f"{condition.value!r}: {condition.reason}; choose another value on this machine",
+        )
 
 
 def _parallelism(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
@@ -94,9 +106,13 @@ def _parallelism(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Find
         return
     available = len(config.gpus) if config.gpus is not None else len(facts.gpus)
     if tp * pp > 1 and tp * pp > available:
-        yield Finding("PARALLELISM_EXCEEDS_GPUS", "error", f"backend.{keys}",
-                      f"{tp} x {pp} (tensor x pipeline) needs {tp * pp} GPUs but {available} are visible; "
-                      f"lower the parallel sizes or expose more GPUs")
+        yield Finding(
+            "PARALLELISM_EXCEEDS_GPUS",
+            "error",
+            f"backend.{keys}",
+            f"{tp} x {pp} (tensor x pipeline) needs {tp * pp} GPUs but {available} are visible; "
+            f"lower the parallel sizes or expose more GPUs",
+        )
 
 
 def _gpus(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
@@ -105,20 +121,32 @@ def _gpus(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     visible = {g.index for g in facts.gpus}
     missing = [i for i in config.gpus if i not in visible]
     if missing:
-        yield Finding("GPU_NOT_VISIBLE", "error", "gpus",
-                      f"{config.gpus} asks for {missing} but visible CUDA devices are {sorted(visible) or 'none'}; "
-                      f"use gpus=null for all visible devices")
+        yield Finding(
+            "GPU_NOT_VISIBLE",
+            "error",
+            "gpus",
+            f"{config.gpus} asks for {missing} but visible CUDA devices are {sorted(visible) or 'none'}; "
+            f"use gpus=null for all visible devices",
+        )
 
 
 def _precision(config: ExperimentConfig) -> Iterable[Finding]:
     backend = config.backend
     if isinstance(backend, TensorRTConfig) and config.fp_precision == "float32":
-        yield Finding("TRT_FLOAT32", "error", "fp_precision",
-                      "'float32' is not supported by lem's TensorRT-LLM backend; use fp_precision=float16 or bfloat16")
+        yield Finding(
+            "TRT_FLOAT32",
+            "error",
+            "fp_precision",
+            "'float32' is not supported by lem's TensorRT-LLM backend; use fp_precision=float16 or bfloat16",
+        )
     if isinstance(backend, VLLMConfig) and backend.dtype not in (None, "auto", config.fp_precision):
-        yield Finding("DTYPE_DIFFERS", "warning", "backend.dtype",
-                      f"{backend.dtype!r} overrides fp_precision={config.fp_precision!r} for vLLM; "
-                      f"drop backend.dtype to use fp_precision")
+        yield Finding(
+            "DTYPE_DIFFERS",
+            "warning",
+            "backend.dtype",
+            f"{backend.dtype!r} overrides fp_precision={config.fp_precision!r} for vLLM; "
+            f"drop backend.dtype to use fp_precision",
+        )
 
 
 def _context_length(config: ExperimentConfig) -> Iterable[Finding]:
@@ -132,10 +160,14 @@ def _context_length(config: ExperimentConfig) -> Iterable[Finding]:
         limits.append(("backend.max_input_len", backend.max_input_len, config.max_input_tokens))
     for key, limit, need in limits:
         if limit is not None and limit < need:
-            yield Finding("CONTEXT_TOO_LONG", "error", key,
-                          f"{limit} is smaller than the {need} tokens the workload needs (max_input_tokens="
-                          f"{config.max_input_tokens}, max_output_tokens={config.max_output_tokens}); raise {key} "
-                          f"or lower the token limits")
+            yield Finding(
+                "CONTEXT_TOO_LONG",
+                "error",
+                key,
+                f"{limit} is smaller than the {need} tokens the workload needs (max_input_tokens="
+                f"{config.max_input_tokens}, max_output_tokens={config.max_output_tokens}); raise {key} "
+                f"or lower the token limits",
+            )
 
 
 def resolved_decoder(config: ExperimentConfig) -> dict[str, Any]:
@@ -153,12 +185,17 @@ def _greedy_sampling(config: ExperimentConfig) -> Iterable[Finding]:
     set_fields = [f"decoder.{k}" for k in SAMPLING_FIELDS if getattr(config.decoder, k) is not None]
     backend = config.backend
     if isinstance(backend, PyTorchConfig):
-        set_fields += [f"backend.{k}" for k in ("typical_p", "epsilon_cutoff", "eta_cutoff")
-                       if getattr(backend, k) is not None]
+        set_fields += [
+            f"backend.{k}" for k in ("typical_p", "epsilon_cutoff", "eta_cutoff") if getattr(backend, k) is not None
+        ]
     for key in set_fields:
-        yield Finding("SAMPLING_WHILE_GREEDY", "warning", key,
-                      "is ignored because decoding is greedy; set decoder.do_sample=true or a sampling "
-                      "decoder.preset (standard, creative, factual)")
+        yield Finding(
+            "SAMPLING_WHILE_GREEDY",
+            "warning",
+            key,
+            "is ignored because decoding is greedy; set decoder.do_sample=true or a sampling "
+            "decoder.preset (standard, creative, factual)",
+        )
 
 
 def _extra_duplicates(config: ExperimentConfig) -> Iterable[Finding]:
@@ -167,8 +204,12 @@ def _extra_duplicates(config: ExperimentConfig) -> Iterable[Finding]:
     for hatch in ("extra", "extra_load", "extra_build_args", "extra_runtime_args"):
         for key in getattr(backend, hatch, None) or {}:
             if key in typed:
-                yield Finding("EXTRA_DUPLICATES_FIELD", "error", f"backend.{hatch}.{key}",
-                              f"duplicates the typed field backend.{key}; set backend.{key} instead")
+                yield Finding(
+                    "EXTRA_DUPLICATES_FIELD",
+                    "error",
+                    f"backend.{hatch}.{key}",
+                    f"duplicates the typed field backend.{key}; set backend.{key} instead",
+                )
 
 
 def _unsupported(config: ExperimentConfig) -> Iterable[Finding]:
@@ -177,8 +218,12 @@ def _unsupported(config: ExperimentConfig) -> Iterable[Finding]:
         reason = f.metadata.get("unsupported")
         value = getattr(config.backend, key)
         if reason and value is not None:
-            yield Finding("PARAM_UNSUPPORTED", "error", f"backend.{key}",
-                          f"{value!r}: {reason}; remove it (lem never passes it on)")
+            yield Finding(
+                "PARAM_UNSUPPORTED",
+                "error",
+                f"backend.{key}",
+                f"{value!r}: {reason}; remove it (lem never passes it on)",
+            )
 
 
 def _trt_quantization(config: ExperimentConfig) -> Iterable[Finding]:
@@ -186,25 +231,41 @@ def _trt_quantization(config: ExperimentConfig) -> Iterable[Finding]:
     if not isinstance(backend, TensorRTConfig) or backend.quantization not in ("int4_awq", "int4_gptq"):
         return
     if backend.calib_dataset is None and not backend.quantized_checkpoint:
-        yield Finding("QUANT_NEEDS_CALIBRATION", "error", "backend.quantization",
-                      f"{backend.quantization!r} needs calibration data or a pre-quantized checkpoint; set "
-                      f"backend.calib_dataset=... or backend.quantized_checkpoint=true")
+        yield Finding(
+            "QUANT_NEEDS_CALIBRATION",
+            "error",
+            "backend.quantization",
+            f"{backend.quantization!r} needs calibration data or a pre-quantized checkpoint; set "
+            f"backend.calib_dataset=... or backend.quantized_checkpoint=true",
+        )
 
 
 def _backend_installed(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     package = BACKEND_PACKAGES[config.backend.name]
     if not facts.has(package):
-        yield Finding("BACKEND_NOT_INSTALLED", "warning", "backend",
-                      f"{config.backend.name!r} needs the {package} package, which is not installed here; the run "
-                      f"will fail at load (see docs/backends.md for how to install it)")
+        yield Finding(
+            "BACKEND_NOT_INSTALLED",
+            "warning",
+            "backend",
+            f"{config.backend.name!r} needs the {package} package, which is not installed here; the run "
+            f"will fail at load (see docs/backends.md for how to install it)",
+        )
 
 
 _RULES: tuple[Callable[..., Iterable[Finding]], ...] = (
-    _schema_version, _precision, _context_length, _greedy_sampling, _extra_duplicates, _unsupported,
+    _schema_version,
+    _precision,
+    _context_length,
+    _greedy_sampling,
+    _extra_duplicates,
+    _unsupported,
     _trt_quantization,
 )
 _MACHINE_RULES: tuple[Callable[..., Iterable[Finding]], ...] = (
-    _skip_conditions, _parallelism, _gpus, _backend_installed,
+    _skip_conditions,
+    _parallelism,
+    _gpus,
+    _backend_installed,
 )
 
 

@@ -44,8 +44,9 @@ class DatasetConfig:
         description="'builtin' (ships with lem), 'synthetic' (exactly max_input_tokens tokens each), "
         "a local .jsonl/.json/.txt/.csv file, or a Hugging Face datasets name (needs a local cache).",
     )
-    sample_size: int | None = param(None, description="Rows drawn (seeded) from the source before "
-                                    "num_input_prompts applies; null = all rows.", ge=1)
+    sample_size: int | None = param(
+        None, description="Rows drawn (seeded) from the source before num_input_prompts applies; null = all rows.", ge=1
+    )
     split: str = param("train", description="Split of a Hugging Face dataset.")
     column: str | None = param(None, description="Text column of a jsonl/csv/HF source; null = 'text' or 'prompt'.")
 
@@ -54,14 +55,16 @@ class DatasetConfig:
 class DecoderConfig:
     """Decoding strategy; a preset fills every sampling field left null."""
 
-    preset: str | None = param("deterministic", description="Decoding preset; null = only the explicit fields.",
-                               choices=tuple(DECODER_PRESETS))
+    preset: str | None = param(
+        "deterministic", description="Decoding preset; null = only the explicit fields.", choices=tuple(DECODER_PRESETS)
+    )
     do_sample: bool | None = param(None, description="Sample instead of greedy decoding; null = from the preset.")
     temperature: float | None = param(None, description="Sampling temperature.", ge=0.0)
     top_k: int | None = param(None, description="Top-k sampling; 0 disables.", ge=0)
     top_p: float | None = param(None, description="Nucleus sampling probability mass.", gt=0.0, le=1.0)
-    min_p: float | None = param(None, description="Minimum token probability relative to the most likely.",
-                                ge=0.0, le=1.0)
+    min_p: float | None = param(
+        None, description="Minimum token probability relative to the most likely.", ge=0.0, le=1.0
+    )
     repetition_penalty: float | None = param(None, description="Penalty on repeated tokens; 1.0 = none.", gt=0.0)
 
 
@@ -70,9 +73,12 @@ class WarmupConfig:
     """Unmeasured warmup before the window; each warmup iteration generates for one prompt."""
 
     enabled: bool = param(True, description="Run warmup before the measured window.")
-    mode: str = param("convergence", description="'convergence': until the latency CV of the last `window` "
-                      "iterations is <= target_cv; 'fixed': exactly `count` iterations.",
-                      choices=("convergence", "fixed"))
+    mode: str = param(
+        "convergence",
+        description="'convergence': until the latency CV of the last `window` "
+        "iterations is <= target_cv; 'fixed': exactly `count` iterations.",
+        choices=("convergence", "fixed"),
+    )
     min_prompts: int = param(3, description="Convergence mode: at least this many iterations.", ge=1)
     max_prompts: int = param(20, description="Convergence mode: at most this many iterations.", ge=1)
     target_cv: float = param(0.1, description="Convergence mode: coefficient of variation to reach.", gt=0.0)
@@ -85,12 +91,14 @@ class BaselineConfig:
     """Idle power, measured before the model loads and subtracted per domain over the window's duration."""
 
     enabled: bool = param(True, description="Measure (or reuse) idle power and report net energy.")
-    method: str = param("cache", description="'measure': always measure; 'cache': reuse a fresh cached value; "
-                        "'off': no baseline.", choices=("measure", "cache", "off"))
+    method: str = param(
+        "cache",
+        description="'measure': always measure; 'cache': reuse a fresh cached value; 'off': no baseline.",
+        choices=("measure", "cache", "off"),
+    )
     duration_s: float = param(5.0, description="Idle measurement length, seconds.", gt=0.0)
     cache_ttl_seconds: float = param(3600.0, description="Age after which a cached baseline is re-measured.", ge=0.0)
-    sample_interval_s: float = param(0.1, description="Power sampling interval while measuring idle, seconds.",
-                                     gt=0.0)
+    sample_interval_s: float = param(0.1, description="Power sampling interval while measuring idle, seconds.", gt=0.0)
 
 
 @dataclass
@@ -114,10 +122,10 @@ class EnergyConfig:
         "(labelled source=estimate), 'unavailable' (null energy), or 'error' (fail the run).",
         choices=("estimate", "unavailable", "error"),
     )
-    estimate_watts_per_core: float = param(10.0, description="Power model: full-load watts per logical core.",
-                                           gt=0.0)
-    estimate_idle_fraction: float = param(0.3, description="Power model: idle power as a fraction of full load.",
-                                          ge=0.0, le=1.0)
+    estimate_watts_per_core: float = param(10.0, description="Power model: full-load watts per logical core.", gt=0.0)
+    estimate_idle_fraction: float = param(
+        0.3, description="Power model: idle power as a fraction of full load.", ge=0.0, le=1.0
+    )
 
 
 @dataclass
@@ -125,17 +133,22 @@ class ExperimentConfig:
     """One experiment: a model, a backend configuration and a fixed prompt workload."""
 
     backend: BackendConfig = MISSING
-    schema_version: str | None = param(None, description=f"Config schema version; current is "
-                                       f"{CURRENT_SCHEMA_VERSION}.")
+    schema_version: str | None = param(None, description=f"Config schema version; current is {CURRENT_SCHEMA_VERSION}.")
     config_name: str | None = param(None, description="Free label stored in the results.")
-    model: str = param(TINY_MODEL_ID, description=f"Hugging Face model id (from the local cache) or local path; "
-                       f"'{TINY_MODEL_ID}' is built offline by lem.")
+    model: str = param(
+        TINY_MODEL_ID,
+        description=f"Hugging Face model id (from the local cache) or local path; "
+        f"'{TINY_MODEL_ID}' is built offline by lem.",
+    )
     gpus: list[int] | None = param(None, description="CUDA device indices to use and meter; null = all visible.")
     max_input_tokens: int = param(128, description="Prompts are truncated to this many tokens.", ge=1)
-    max_output_tokens: int = param(32, description="New tokens generated per prompt (at most).", ge=1)
-    fixed_length: bool = param(True, description="Generate exactly max_output_tokens per prompt (EOS ignored), "
-                               "so every backend emits the same token count.")
-    num_input_prompts: int = param(32, description="Prompts in the measured window.", ge=1)
+    max_output_tokens: int = param(64, description="New tokens generated per prompt (at most).", ge=1)
+    fixed_length: bool = param(
+        True,
+        description="Generate exactly max_output_tokens per prompt (EOS ignored), "
+        "so every backend emits the same token count.",
+    )
+    num_input_prompts: int = param(100, description="Prompts in the measured window.", ge=1)
     fp_precision: str = param("float32", description="Weights and activations precision.", choices=FP_PRECISIONS)
     random_seed: int = param(42, description="Seed for prompt selection and sampling.")
     dataset: DatasetConfig = param(description="Prompt source.", default_factory=DatasetConfig)
@@ -144,6 +157,7 @@ class ExperimentConfig:
     baseline: BaselineConfig = param(description="Idle baseline settings.", default_factory=BaselineConfig)
     timeseries: TimeseriesConfig = param(description="Telemetry sampler settings.", default_factory=TimeseriesConfig)
     energy: EnergyConfig = param(description="Energy metering settings.", default_factory=EnergyConfig)
-    cache_dir: str | None = param(None, description="Cache for the tiny model and baselines; null = $LEM_CACHE_DIR "
-                                  "or ~/.cache/lem.")
+    cache_dir: str | None = param(
+        None, description="Cache for the tiny model and baselines; null = $LEM_CACHE_DIR or ~/.cache/lem."
+    )
     dry_run: bool = param(False, description="Compose, validate and print findings; load nothing.")

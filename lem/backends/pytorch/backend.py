@@ -1,0 +1,187 @@
+"""The PyTorch backend: transformers AutoModelForCausalLM + generate, batched as PyTorchConfig says."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from lem.backends.base import LoadInfo, ProgressCallback, RequestRecord
+from lem.backends.pytorch.batching import plan_batches
+from lem.backends.pytorch.config import PyTorchConfig
+from lem.config.rules import resolved_decoder
+from lem.config.schema import ExperimentConfig
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: PyTorchConfig fields passed by name to generate() when set (not None).
+_GENERATE_FIELDS = tuple(
+    f.name
+    for f in fields(PyTorchConfig)
+    if f.metadata.get("maps_to") == "generate" and f.name not in ("extra", "assistant_model")
+)
+
+
+def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """generate() keyword arguments: token limits, the resolved decoder, the backend's generate fields, `extra`."""
+    backend = config.backend
+    assert isinstance(backend, PyTorchConfig)
+    kwargs: dict[str, Any] = {"max_new_tokens": config.max_output_tokens}
+    if config.fixed_length:
+        kwargs["min_new_tokens"] = config.max_output_tokens
+    decoder = resolved_decoder(config)
+    kwargs["do_sample"] = decoder["do_sample"]
+    if decoder["do_sample"]:
+        kwargs.update({k: v for k, v in decoder.items() if k != "do_sample" and v is not None})
+    elif decoder["repetition_penalty"] is not None:
+        kwargs["repetition_penalty"] = decoder["repetition_penalty"]
+    kwargs.update({name: getattr(backend, name) for name in _GENERATE_FIELDS if getattr(backend, name) is not None})
+    kwargs.update(backend.extra)
+    return kwargs
+
+
+def _quantization_config(backend: PyTorchConfig, fp_precision: str) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if backend.quantization == "bnb_8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = _DTYPES[backend.bnb_4bit_compute_dtype or fp_precision]
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=backend.bnb_4bit_quant_type, bnb_4bit_compute_dtype=compute
+    )
+
+
+def _output_length(new_tokens: list[int], eos_ids: set[int], fixed_length: bool) -> int:
+    """New tokens up to and including the first EOS (fixed length: all of them; EOS was suppressed)."""
+    if fixed_length:
+        return len(new_tokens)
+    for position, token in enumerate(new_tokens):
+        if token in eos_ids:
+            return position + 1
+    return len(new_tokens)
+
+
+class PyTorchBackend:
+    """transformers generation on one device (CUDA when the run has GPUs and torch sees CUDA, else CPU)."""
+
+    name = "pytorch"
+    timing_source = "batch"  # no per-token timestamps: requests finish when their batch does
+
+    def __init__(self, config: ExperimentConfig, model_path: str, gpu_indices: list[int]) -> None:
+        assert isinstance(config.backend, PyTorchConfig)
+        self._config = config
+        self._backend = config.backend
+        self._model_path = model_path
+        use_cuda = bool(gpu_indices) and torch.cuda.is_available()
+        self._device = torch.device(f"cuda:{gpu_indices[0]}") if use_cuda else torch.device("cpu")
+        self._model: Any = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._assistant: Any = None
+        self._generate_kwargs = generate_kwargs(config)
+
+    def _load_kwargs(self) -> dict[str, Any]:
+        backend = self._backend
+        kwargs: dict[str, Any] = {
+            "dtype": _DTYPES[self._config.fp_precision],
+            "attn_implementation": backend.attn_implementation,
+            "low_cpu_mem_usage": backend.low_cpu_mem_usage,
+            "trust_remote_code": backend.trust_remote_code,
+        }
+        if backend.revision is not None:
+            kwargs["revision"] = backend.revision
+        if backend.device_map is not None:
+            kwargs["device_map"] = backend.device_map
+        if backend.quantization is not None:
+            kwargs["quantization_config"] = _quantization_config(backend, self._config.fp_precision)
+        kwargs.update(backend.extra_load)
+        return kwargs
+
+    def load(self) -> LoadInfo:
+        """Load tokenizer and model onto the device; apply torch_threads and torch_compile."""
+        backend = self._backend
+        if backend.torch_threads is not None:
+            torch.set_num_threads(backend.torch_threads)
+        tokenizer = AutoTokenizer.from_pretrained(self._model_path, trust_remote_code=backend.trust_remote_code)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self._model_path, **self._load_kwargs())
+        if backend.device_map is None and backend.quantization is None:
+            model = model.to(self._device)
+        model.eval()
+        if backend.torch_compile != "off":
+            model.forward = torch.compile(
+                model.forward, mode=backend.torch_compile, backend=backend.torch_compile_backend
+            )
+        if backend.assistant_model is not None:
+            self._assistant = (
+                AutoModelForCausalLM.from_pretrained(backend.assistant_model, dtype=_DTYPES[self._config.fp_precision])
+                .to(self._device)
+                .eval()
+            )
+            self._generate_kwargs["assistant_model"] = self._assistant
+        if self._device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self._device)
+        self._model, self._tokenizer = model, tokenizer
+        return LoadInfo(
+            device=str(self._device),
+            parameters=sum(p.numel() for p in model.parameters()),
+            settings={"torch_threads": torch.get_num_threads(), "dtype": str(model.dtype)},
+        )
+
+    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> list[RequestRecord]:
+        """Generate batch by batch as planned; records come back in prompt order."""
+        assert self._model is not None and self._tokenizer is not None, "load() first"
+        tokenizer, backend = self._tokenizer, self._backend
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+        batches = plan_batches(
+            lengths,
+            backend.batching_strategy,
+            backend.batch_size,
+            backend.max_tokens_per_batch,
+            self._config.max_output_tokens,
+        )
+        eos = self._model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        records: dict[int, RequestRecord] = {}
+        torch.manual_seed(self._config.random_seed)
+        origin = time.perf_counter()
+        for batch in batches:
+            started = time.perf_counter() - origin
+            inputs = tokenizer(
+                [prompts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                pad_to_multiple_of=backend.pad_to_multiple_of,
+            ).to(self._device)
+            with torch.inference_mode():
+                output = self._model.generate(**inputs, **self._generate_kwargs)
+            finished = time.perf_counter() - origin
+            width = inputs["input_ids"].shape[1]
+            input_counts = inputs["attention_mask"].sum(dim=1).tolist()
+            for row, index in enumerate(batch):
+                new_tokens = output[row, width:].tolist()
+                n_out = _output_length(new_tokens, eos_ids, self._config.fixed_length)
+                records[index] = RequestRecord(
+                    input_tokens=int(input_counts[row]),
+                    output_tokens=n_out,
+                    started_s=started,
+                    finished_s=finished,
+                    output_token_ids=tuple(new_tokens[:n_out]),
+                )
+            if on_progress is not None:
+                on_progress(len(batch))
+        return [records[i] for i in range(len(prompts))]
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak CUDA memory allocated since load; None on CPU."""
+        return int(torch.cuda.max_memory_allocated(self._device)) if self._device.type == "cuda" else None
+
+    def close(self) -> None:
+        """Drop the model and free cached device memory."""
+        self._model = self._assistant = self._tokenizer = None
+        self._generate_kwargs.pop("assistant_model", None)
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,89 @@
+"""Idle baseline: mean power per measured domain before the model loads, cached per device set with a TTL."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lem.atomic import write_json_atomic
+from lem.config.schema import BaselineConfig
+from lem.energy.meter import EnergyMeter
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Idle power in watts per domain (hardware domains only), when it was measured and for how long.
+
+    `power_cv` is the coefficient of variation of instantaneous GPU power sampled during the idle window:
+    a high value means the device was not idle.
+    """
+
+    power_w: dict[str, float]
+    power_cv: dict[str, float]
+    measured_at: float
+    duration_s: float
+    from_cache: bool
+
+    def age_s(self, now: float | None = None) -> float:
+        """Seconds since the measurement."""
+        return (time.time() if now is None else now) - self.measured_at
+
+
+def _load_cache(cache_file: Path) -> dict[str, dict]:
+    try:
+        return json.loads(cache_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _cv(values: list[float]) -> float:
+    mean = statistics.fmean(values)
+    return statistics.pstdev(values) / mean if len(values) > 1 and mean > 0 else 0.0
+
+
+def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float) -> Baseline:
+    """Mean power of every hardware domain over `duration_s` seconds of idling (energy / time).
+
+    Instantaneous GPU power is sampled every `sample_interval_s` meanwhile, for the stability check only.
+    """
+    samples: dict[str, list[float]] = {f"gpu{i}": [] for i in meter.gpu_indices}
+    meter.begin("lem_baseline")
+    deadline = time.monotonic() + duration_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(sample_interval_s, remaining))
+        for i in meter.gpu_indices:
+            samples[f"gpu{i}"].append(meter.gpus.get_instant_power_usage(i) / 1000.0)
+    window = meter.end("lem_baseline")
+    power = {
+        d.domain: d.energy_j / window.duration_s
+        for d in window.domains
+        if d.source in ("counter", "power_integration") and d.energy_j is not None
+    }
+    return Baseline(
+        power_w=power,
+        power_cv={k: _cv(v) for k, v in samples.items() if v},
+        measured_at=time.time(),
+        duration_s=window.duration_s,
+        from_cache=False,
+    )
+
+
+def get_baseline(meter: EnergyMeter, config: BaselineConfig, cache_file: Path, device_key: str) -> Baseline:
+    """The cached baseline for `device_key` if younger than the TTL (method=cache), else a fresh measurement.
+
+    A fresh measurement is written back to the cache atomically; entries for other device sets are kept.
+    """
+    if config.method == "cache":
+        entry = _load_cache(cache_file).get(device_key)
+        if entry is not None:
+            cached = Baseline(**{**entry, "from_cache": True})
+            if cached.age_s() <= config.cache_ttl_seconds:
+                return cached
+    baseline = measure_idle(meter, config.duration_s, config.sample_interval_s)
+    cache = _load_cache(cache_file)
+    cache[device_key] = {k: v for k, v in asdict(baseline).items() if k != "from_cache"}
+    write_json_atomic(cache_file, cache)
+    return baseline

@@ -1,0 +1,1 @@
+"""Built-in models that lem can run without downloading anything."""

@@ -1,0 +1,5 @@
+"""Prompts for a measurement: the built-in set, synthetic prompts, local files or a Hugging Face dataset."""
+
+from lem.prompts.sources import PromptError, load_prompts
+
+__all__ = ["PromptError", "load_prompts"]

@@ -1,0 +1,1 @@
+"""Results: the results.json schema and its atomic writer."""
