@@ -18,11 +18,10 @@ from lem.config.errors import describe_composition_error
 from lem.config.machine import probe_machine
 from lem.config.rules import errors, validate
 from lem.config.schema import ExperimentConfig
-from lem.config.store import register_configs
+from lem.config.store import CONFIG_DIR, register_configs
 from lem.console import print_dry_run, print_findings
 from lem.errors import LemError
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 #: Jobs of this process that failed, as (job directory, error); a job records its failure instead of raising, so that
 #: a sweep runs its other jobs and the process exits non-zero at the end.
 FAILED_JOBS: list[tuple[str, LemError]] = []
@@ -61,6 +60,11 @@ def main() -> None:
     register_configs()
     try:
         experiment()
+    except LemError as ex:  # raised outside a job, e.g. by the campaign sweeper
+        if debug:
+            raise
+        print(f"lem: error: {ex}", file=sys.stderr)
+        sys.exit(ex.exit_code)
     except Exception as ex:
         if debug:
             raise

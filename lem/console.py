@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from lem.campaign.plan import PlannedJob
 from lem.config.rules import Finding, resolved_decoder
 from lem.config.schema import ExperimentConfig
 from lem.results.schema import Result
@@ -79,3 +81,46 @@ def print_summary(result: Result, results_path: str) -> None:
     table.add_row("window", _fmt(metrics.duration_s, "s"))
     table.add_row("results", results_path)
     Console(highlight=False).print(table)
+
+
+def print_campaign_plan(
+    name: str | None, jobs: Sequence[tuple[PlannedJob, str, Sequence[Finding]]], full: bool
+) -> None:
+    """The run order; with `full` (dry run) every job's findings too."""
+    table = Table(title=f"campaign {name}: {len(jobs)} job(s) in run order", show_lines=False)
+    for column in ("#", "cycle", "job", "grid point", "errors", "warnings"):
+        table.add_column(column)
+    for planned, job_dir, findings in jobs:
+        counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning")}
+        table.add_row(
+            str(planned.position),
+            str(planned.cycle),
+            job_dir,
+            " ".join(planned.overrides),
+            str(counts["error"]),
+            str(counts["warning"]),
+            style="red" if counts["error"] else None,
+        )
+    _console.print(table)
+    if full:
+        for planned, _, findings in jobs:
+            for finding in findings:
+                if finding.severity != "info":
+                    _console.print(
+                        f"#{planned.position} {finding.line()}", style=_STYLE[finding.severity], markup=False
+                    )
+
+
+def print_campaign_summary(name: str | None, sweep_dir: Path, jobs: Sequence[tuple[str, PlannedJob, Path]]) -> None:
+    """Counts per status and the jobs that did not finish ok."""
+    counts: dict[str, int] = {}
+    for status, _, _ in jobs:
+        counts[status] = counts.get(status, 0) + 1
+    line = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    ok = set(counts) <= {"ok", "skipped"}
+    _console.print(f"campaign {name}: {line} -> {sweep_dir}", style="green" if ok else "bold red", markup=False)
+    for status, planned, job_dir in jobs:
+        if status not in ("ok", "skipped"):
+            _console.print(
+                f"  {status}: #{planned.position} {' '.join(planned.overrides)} ({job_dir})", style="red", markup=False
+            )

@@ -9,22 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from lem.app import CONFIG_DIR
-from lem.config.schema import ExperimentConfig
-from lem.config.store import register_configs
+from lem.config.store import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def compose_config(*overrides: str) -> ExperimentConfig:
-    """Compose conf/config.yaml with `overrides` exactly as `python -m lem` does, as the dataclass."""
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+__all__ = ["REPO", "compose_config", "run_lem"]
 
 
 def run_lem(

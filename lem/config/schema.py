@@ -129,6 +129,44 @@ class EnergyConfig:
 
 
 @dataclass
+class ThermalConfig:
+    """Thermal floor: before the measured window, wait until the GPUs are back near their idle baseline."""
+
+    enabled: bool = param(False, description="Wait for the thermal floor before measuring (needs a GPU baseline).")
+    temperature_margin_c: float = param(
+        5.0, description="Done when every GPU is within this of its idle temperature, Celsius.", ge=0.0
+    )
+    power_margin_w: float = param(15.0, description="... and within this of its idle power, watts.", ge=0.0)
+    timeout_s: float = param(300.0, description="Give up waiting after this long (recorded as not reached).", gt=0.0)
+    poll_interval_s: float = param(1.0, description="Seconds between checks.", gt=0.0)
+
+
+@dataclass
+class CampaignConfig:
+    """Campaign settings (set by conf/campaign presets) and this job's place in it (set by the lem_campaign sweeper).
+
+    Not part of the config hash: a job's identity is what it measures, not where it ran in the order.
+    """
+
+    name: str | None = param(None, description="Campaign name; its sweep directory is multirun/campaigns/<name>.")
+    cycles: int = param(1, description="Times every grid point is run.", ge=1)
+    structure: str = param(
+        "interleaved",
+        description="Run order: 'interleaved' (every point once per cycle), "
+        "'grouped' (all cycles of a point together), 'shuffled' (seeded order per cycle).",
+        choices=("interleaved", "grouped", "shuffled"),
+    )
+    seed: int = param(0, description="Seed of the shuffled order.")
+    config_gap_seconds: float = param(0.0, description="Pause between consecutive jobs, seconds.", ge=0.0)
+    cycle_gap_seconds: float = param(0.0, description="Pause when a new cycle starts, seconds.", ge=0.0)
+    resume: bool = param(False, description="Skip jobs whose results.json is ok with the same config hash.")
+    cycle: int | None = param(None, description="Set by the sweeper: this job's cycle (0-based).", ge=0)
+    position: int | None = param(None, description="Set by the sweeper: this job's place in the run order.", ge=0)
+    point: str | None = param(None, description="Set by the sweeper: the grid point's overrides.")
+    point_index: int | None = param(None, description="Set by the sweeper: the grid point's index.", ge=0)
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: a model, a backend configuration and a fixed prompt workload."""
 
@@ -157,6 +195,8 @@ class ExperimentConfig:
     baseline: BaselineConfig = param(description="Idle baseline settings.", default_factory=BaselineConfig)
     timeseries: TimeseriesConfig = param(description="Telemetry sampler settings.", default_factory=TimeseriesConfig)
     energy: EnergyConfig = param(description="Energy metering settings.", default_factory=EnergyConfig)
+    thermal: ThermalConfig = param(description="Thermal floor before the window.", default_factory=ThermalConfig)
+    campaign: CampaignConfig = param(description="Campaign settings and position.", default_factory=CampaignConfig)
     cache_dir: str | None = param(
         None, description="Cache for the tiny model and baselines; null = $LEM_CACHE_DIR or ~/.cache/lem."
     )

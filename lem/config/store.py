@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra.core.config_store import ConfigStore
 
 from lem.config.introspection import BACKEND_CONFIGS
 from lem.config.schema import ExperimentConfig
 
 SCHEMA_NAME = "lem_schema"
+#: conf/ at the repository root: the primary config and the experiment, campaign and launcher presets.
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def register_configs() -> None:
-    """Store `lem_schema` (ExperimentConfig) and `backend/<name>` for each backend; idempotent."""
+    """Store `lem_schema` (ExperimentConfig), `backend/<name>` per backend and `hydra/sweeper=lem_campaign`."""
     store = ConfigStore.instance()
     store.store(name=SCHEMA_NAME, node=ExperimentConfig)
     for name, cls in BACKEND_CONFIGS.items():
         store.store(group="backend", name=name, node=cls)
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.lem_campaign.sweeper import CampaignSweeper, CampaignSweeperConf
+
+    store.store(group="hydra/sweeper", name="lem_campaign", node=CampaignSweeperConf, provider="lem")
+    Plugins.instance().register(CampaignSweeper)  # also where namespace scanning misses an editable install
+
+
+def compose_config(*overrides: str) -> ExperimentConfig:
+    """Compose conf/config.yaml with `overrides` exactly as `python -m lem` does, as the dataclass (no validation)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]

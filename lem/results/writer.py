@@ -14,7 +14,7 @@ from lem.results.schema import Result
 RESULTS_FILE = "results.json"
 TIMESERIES_FILE = "timeseries.parquet"
 #: Config keys that change nothing about what is measured, left out of the hash.
-_UNHASHED = ("dry_run", "config_name")
+_UNHASHED = ("dry_run", "config_name", "campaign")
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -1,0 +1,42 @@
+# lem: every target sets up what it needs on a fresh machine.
+#   make demo   create .venv, install lem, run the default experiment on the built-in tiny model
+#   make test   create .venv, install lem with the dev extras, run the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch 2.13.0 is pinned in the same pip command as everything that depends on it: an unpinned torch pulls CUDA.
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.lem-installed
+
+.PHONY: install demo test test-fast lint reference bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m lem
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check lem tests scripts
+	$(BIN)/ruff format --check lem tests scripts
+	$(BIN)/python scripts/gen_config_reference.py --check
+
+reference: $(STAMP)
+	$(BIN)/python scripts/gen_config_reference.py
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench_overhead.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,160 @@
+"""Campaigns through the real command: order, failure isolation, resume, grid rejection."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_lem
+
+from lem.campaign.plan import plan_jobs
+
+POINTS = [["backend.batch_size=1"], ["backend.batch_size=2"]]
+QUICK = [
+    "num_input_prompts=4",
+    "max_output_tokens=4",
+    "warmup.mode=fixed",
+    "warmup.count=1",
+    "baseline.method=off",
+    "timeseries.enabled=false",
+]
+
+
+def _campaign(sweep_dir: Path, *extra: str) -> list[str]:
+    return [
+        "-m",
+        "hydra/sweeper=lem_campaign",
+        "backend.batch_size=1,2",
+        "campaign.name=t",
+        f"hydra.sweep.dir={sweep_dir}",
+        *QUICK,
+        *extra,
+    ]
+
+
+def _results(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
+
+
+def _executed_order(sweep_dir: Path) -> list[int]:
+    """Point index of each job in the order its results.json was written."""
+    paths = sorted(sweep_dir.glob("*/results.json"), key=lambda p: p.stat().st_mtime_ns)
+    return [json.loads(p.read_text())["config"]["campaign"]["point_index"] for p in paths]
+
+
+def test_plan_orders() -> None:
+    letters = "AB"
+
+    def order(structure: str, seed: int = 0) -> str:
+        return "".join(letters[j.point_index] for j in plan_jobs(POINTS, 3, structure, seed))
+
+    assert order("interleaved") == "ABABAB"
+    assert order("grouped") == "AAABBB"
+    assert order("shuffled", 7) == order("shuffled", 7)
+    assert sorted(order("shuffled", 7)) == list("AAABBB")
+    many = [["x=1"], ["x=2"], ["x=3"], ["x=4"], ["x=5"]]
+    assert [j.point_index for j in plan_jobs(many, 2, "shuffled", 1)] != [
+        j.point_index for j in plan_jobs(many, 2, "shuffled", 2)
+    ]
+    assert [j.position for j in plan_jobs(POINTS, 3, "grouped", 0)] == list(range(6))
+    assert plan_jobs(POINTS, 3, "grouped", 0)[1].job_id == "p000_c01"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("structure", "expected"), [("interleaved", [0, 1, 0, 1, 0, 1]), ("grouped", [0, 0, 0, 1, 1, 1])]
+)
+def test_campaign_runs_in_order_and_records_its_place(
+    structure: str, expected: list[int], tmp_path: Path, lem_cache: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    run = run_lem(
+        *_campaign(sweep, "campaign.cycles=3", f"campaign.structure={structure}"),
+        cwd=tmp_path,
+        env={"LEM_CACHE_DIR": str(lem_cache)},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert _executed_order(sweep) == expected
+    results = _results(sweep)
+    assert all(r["status"] == "ok" for r in results) and len(results) == 6
+    positions = sorted((r["config"]["campaign"]["position"], r["config"]["campaign"]["point_index"]) for r in results)
+    assert [p for _, p in positions] == expected
+    first = results[0]["config"]["campaign"]
+    assert first["name"] == "t" and first["point"] in ("backend.batch_size=1", "backend.batch_size=2")
+    assert "6 ok" in run.stderr
+
+
+def test_shuffled_plan_is_reproducible(tmp_path: Path) -> None:
+    def listing(seed: int) -> list[str]:
+        run = run_lem(
+            *_campaign(
+                tmp_path / "s",
+                "backend.max_tokens_per_batch=100,200,300",
+                "campaign.cycles=2",
+                "campaign.structure=shuffled",
+                f"campaign.seed={seed}",
+                "dry_run=true",
+            ),
+            cwd=tmp_path,
+            env={"COLUMNS": "200"},
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        return [line.split("│")[3].strip() for line in run.stderr.splitlines() if line.count("│") > 5]
+
+    first, again, other = listing(3), listing(3), listing(4)
+    assert len(first) == 12 and first == again and first != other
+    assert not (tmp_path / "s").exists(), "a dry run launches nothing"
+
+
+@pytest.mark.slow
+def test_failing_point_is_isolated(tmp_path: Path, lem_cache: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [a for a in _campaign(sweep) if a != "backend.batch_size=1,2"]
+    run = run_lem(*args, "model=lem-tiny-llama,/nonexistent/model", cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
+    assert run.returncode == 1
+    assert "1 failed, 1 ok" in run.stderr and "Traceback" not in run.stderr
+    statuses = sorted(r["status"] for r in _results(sweep))
+    assert statuses == ["failed", "ok"]
+
+
+def test_grid_with_an_error_finding_is_rejected_before_anything_runs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [a for a in _campaign(sweep) if a != "backend.batch_size=1,2"]
+    run = run_lem(*args, "backend.batch_size=1,0", cwd=tmp_path)
+    assert run.returncode == 2 and "grid rejected before running" in run.stderr and "backend.batch_size" in run.stderr
+    assert not list(sweep.glob("*/results.json"))
+
+
+@pytest.mark.slow
+def test_kill_then_resume_runs_only_the_missing_jobs(tmp_path: Path, lem_cache: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = _campaign(sweep, "campaign.cycles=2", "campaign.config_gap_seconds=2", "campaign.cycle_gap_seconds=2")
+    env = {"LEM_CACHE_DIR": str(lem_cache), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lem", *args],
+        cwd=tmp_path,
+        env={**__import__("os").environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len([r for r in _results(sweep) if r["status"] == "ok"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/results.json")}
+    assert 2 <= len(before) < 4, before
+    resumed = run_lem(*args, "campaign.resume=true", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/results.json")}
+    assert len(after) == 4 and all(r["status"] == "ok" for r in _results(sweep))
+    rerun = [name for name in after if before.get(name) != after[name]]
+    assert len(rerun) == 4 - len(before), "only the missing jobs ran"
+    assert f"{len(before)} skipped" in resumed.stderr
+    changed = run_lem(*args, "campaign.resume=true", "max_output_tokens=5", cwd=tmp_path, env=env)
+    assert changed.returncode == 0 and "skipped" not in changed.stderr, "a changed config hash reruns every job"
