@@ -29,6 +29,7 @@ from lem.energy.devices import gpus_used_by_others, visible_gpu_indices
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import EnergyMeter
 from lem.energy.sampler import TimeseriesSampler
+from lem.energy.thermal import ThermalWait, wait_for_thermal_floor
 from lem.environment import snapshot
 from lem.errors import LemError
 from lem.metrics import domain_energies, energy_metrics, request_metrics
@@ -102,6 +103,8 @@ def _flags(quality: dict[str, Any], energy: Any, baseline: Baseline | None, targ
         flags.append("low_sample_rate")
     if quality["gpu_shared_with_other_processes"]:
         flags.append("gpu_shared")
+    if quality["thermal_floor_reached"] is False:
+        flags.append("thermal_floor_not_reached")
     return flags
 
 
@@ -195,6 +198,11 @@ def run_experiment(config: ExperimentConfig, findings: list[Finding], job_dir: P
         run.result.backend = {"name": backend.name, **dataclasses.asdict(load_info)}
         run.enter("warmup")
         warmup = run_warmup(lambda prompt: backend.generate([prompt]), prompts, config.warmup)
+        if config.thermal.enabled:
+            run.enter("thermal_floor")
+            thermal = wait_for_thermal_floor(meter, baseline, config.thermal)
+        else:
+            thermal = ThermalWait(None, 0.0, "thermal floor disabled")
         run.enter("measure")
         temperature_start = meter.temperatures_c()
         shared_before = gpus_used_by_others(meter.gpus, meter.gpu_indices) if meter.gpu_indices else None
@@ -248,6 +256,8 @@ def run_experiment(config: ExperimentConfig, findings: list[Finding], job_dir: P
             "temperature_start_c": temperature_start,
             "temperature_end_c": meter.temperatures_c(),
             "gpu_shared_with_other_processes": None if shared_before is None else bool(shared_before or shared_after),
+            "thermal_floor_reached": thermal.reached,
+            "thermal_wait_s": thermal.waited_s,
             "warmup": warmup,
         }
         rate = config.timeseries.sample_rate_hz if sampler is not None else None

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from zeus_seams import fake_gpus, fake_rapl
 
-from lem.config.schema import BaselineConfig
+from lem.config.schema import BaselineConfig, ThermalConfig
 from lem.energy.baseline import Baseline, get_baseline, measure_idle
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import DomainReading, EnergyMeter, WindowReading
 from lem.energy.sampler import TimeseriesSampler
+from lem.energy.thermal import wait_for_thermal_floor
 from lem.metrics import domain_energies, energy_metrics
 
 
@@ -102,7 +103,12 @@ def test_net_energy_subtracts_baseline_over_the_same_window_per_domain() -> None
         ),
     )
     baseline = Baseline(
-        power_w={"gpu0": 60.0, "gpu1": 30.0}, power_cv={}, measured_at=time.time(), duration_s=5.0, from_cache=False
+        power_w={"gpu0": 60.0, "gpu1": 30.0},
+        power_cv={},
+        temperature_c={},
+        measured_at=time.time(),
+        duration_s=5.0,
+        from_cache=False,
     )
     model = CpuPowerModel(10.0, 0.2, 2)
     domains = {d.domain: d for d in domain_energies(window, baseline, model)}
@@ -144,3 +150,21 @@ def test_measure_idle_samples_power_for_stability() -> None:
         meter = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
         baseline = measure_idle(meter, duration_s=0.25, sample_interval_s=0.05)
     assert baseline.power_w["gpu0"] == pytest.approx(30.0, abs=0.5) and "gpu0" in baseline.power_cv
+
+
+def test_thermal_floor_waits_for_idle_and_times_out() -> None:
+    with fake_gpus([100.0]) as gpus:
+        meter = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
+        idle = measure_idle(meter, duration_s=0.1, sample_interval_s=0.05)
+        assert idle.temperature_c == {"gpu0": 40.0}
+        hot = ThermalConfig(
+            enabled=True, temperature_margin_c=2.0, power_margin_w=5.0, timeout_s=0.5, poll_interval_s=0.05
+        )
+        assert wait_for_thermal_floor(meter, idle, hot).reached is True
+        gpus.gpus[0].temperature_c = 60  # still hot from the last job
+        waited = wait_for_thermal_floor(meter, idle, hot)
+        assert waited.reached is False and waited.waited_s >= 0.5 and waited.reason == "timed out"
+        gpus.gpus[0].temperature_c = 41
+        assert wait_for_thermal_floor(meter, idle, hot).reached is True
+    cpu_only = EnergyMeter([], meter_gpu=False, meter_cpu=False, power_model=None)
+    assert wait_for_thermal_floor(cpu_only, None, hot).reached is None

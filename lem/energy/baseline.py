@@ -18,11 +18,12 @@ class Baseline:
     """Idle power in watts per domain (hardware domains only), when it was measured and for how long.
 
     `power_cv` is the coefficient of variation of instantaneous GPU power sampled during the idle window:
-    a high value means the device was not idle.
+    a high value means the device was not idle. `temperature_c` is each GPU's temperature at the end of it.
     """
 
     power_w: dict[str, float]
     power_cv: dict[str, float]
+    temperature_c: dict[str, float]
     measured_at: float
     duration_s: float
     from_cache: bool
@@ -65,6 +66,7 @@ def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float
     return Baseline(
         power_w=power,
         power_cv={k: _cv(v) for k, v in samples.items() if v},
+        temperature_c=meter.temperatures_c(),
         measured_at=time.time(),
         duration_s=window.duration_s,
         from_cache=False,
@@ -79,7 +81,7 @@ def get_baseline(meter: EnergyMeter, config: BaselineConfig, cache_file: Path, d
     if config.method == "cache":
         entry = _load_cache(cache_file).get(device_key)
         if entry is not None:
-            cached = Baseline(**{**entry, "from_cache": True})
+            cached = Baseline(**{"temperature_c": {}, **entry, "from_cache": True})
             if cached.age_s() <= config.cache_ttl_seconds:
                 return cached
     baseline = measure_idle(meter, config.duration_s, config.sample_interval_s)

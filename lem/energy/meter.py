@@ -106,6 +106,10 @@ class EnergyMeter:
             readings.append(DomainReading("host_cpu", "unavailable", None))
         return WindowReading(duration_s=measurement.time, cpu_time_s=cpu_time_s, domains=tuple(readings))
 
+    def instant_power_w(self) -> dict[str, float]:
+        """Current power of each metered GPU, watts."""
+        return {f"gpu{i}": self._monitor.gpus.get_instant_power_usage(i) / 1000.0 for i in self.gpu_indices}
+
     def temperatures_c(self) -> dict[str, float]:
         """Current temperature of each metered GPU, Celsius (empty without GPUs)."""
         return {f"gpu{i}": float(self._monitor.gpus.get_gpu_temperature(i)) for i in self.gpu_indices}

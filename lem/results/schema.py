@@ -119,6 +119,8 @@ class Quality:
     temperature_start_c: dict[str, float]
     temperature_end_c: dict[str, float]
     gpu_shared_with_other_processes: bool | None
+    thermal_floor_reached: bool | None
+    thermal_wait_s: float
     warmup: WarmupReport
     flags: list[str]
 
