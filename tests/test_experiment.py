@@ -62,6 +62,7 @@ def test_default_experiment_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
 def test_measured_energy_through_zeus_seams_to_the_joule(tmp_path: Path) -> None:
     """GPU (fake NVML counter, 100 W) and CPU/DRAM (fake RAPL, 50 W / 5 W): total, net and J/token exact."""
     host = socket.gethostname()
+    started = time.time()
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "baselines.json").write_text(
         json.dumps(
@@ -83,7 +84,6 @@ def test_measured_energy_through_zeus_seams_to_the_joule(tmp_path: Path) -> None
         "thermal.timeout_s=0.3",
         "thermal.poll_interval_s=0.1",
     )
-    started = time.time()
     with fake_gpus([100.0]), fake_rapl(tmp_path / "powercap", package_w=50.0, dram_w=5.0):
         result = run_experiment(config, validate(config, probe_machine()), tmp_path)
     elapsed_s = time.time() - started
