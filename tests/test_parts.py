@@ -115,5 +115,7 @@ def test_result_schema_round_trip_is_strict() -> None:
         from_dict(Result, {**minimal, "surprise": 1})
     with pytest.raises(ValueError, match="missing"):
         from_dict(Result, {k: v for k, v in minimal.items() if k != "status"})
+    with pytest.raises(ValueError, match=r"result\.error\.message: missing"):
+        from_dict(Result, {**minimal, "error": {"phase": "prepare", "type": "LemError"}})
     with pytest.raises(TypeError, match="expected int"):
         from_dict(Distribution, {"mean": 1, "p50": 1, "p95": 1, "p99": 1, "count": "3"})

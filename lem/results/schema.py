@@ -162,9 +162,10 @@ def _build(hint: Any, value: Any, path: str) -> Any:
             if type(None) not in options:
                 raise ValueError(f"{path}: null is not allowed")
             return None
-        for option in options:
-            if option is type(None):
-                continue
+        real = [option for option in options if option is not type(None)]
+        if len(real) == 1:  # Optional[X]: X's own error names the exact key
+            return _build(real[0], value, path)
+        for option in real:
             try:
                 return _build(option, value, path)
             except (TypeError, ValueError):

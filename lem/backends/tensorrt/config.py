@@ -71,9 +71,15 @@ class TensorRTConfig(BackendConfig):
         False,
         description="The model folder is already quantized (AWQ/GPTQ); no calibration needed.",
         maps_to="lem rules",
+        note="TensorRT-LLM's engine flow takes a pre-quantized checkpoint in NVIDIA ModelOpt format "
+        "(hf_quant_config.json in the folder) and reads its quantization from there",
     )
     calib_dataset: str | None = param(
-        None, description="Calibration dataset (name or local path).", maps_to="CalibConfig.calib_dataset"
+        None,
+        description="Calibration dataset (name or local path).",
+        maps_to="CalibConfig.calib_dataset",
+        note="null = TensorRT-LLM's default, cnn_dailymail from the Hugging Face Hub; TensorRT-LLM calibrates for "
+        "fp8, int8_sq, int4_awq, int4_gptq and any KV cache quantization unless the checkpoint is pre-quantized",
     )
     calib_batches: int | None = param(
         None, description="Calibration batches.", ge=1, maps_to="CalibConfig.calib_batches"
@@ -98,7 +104,10 @@ class TensorRTConfig(BackendConfig):
         None, description="KV cache capacity in tokens.", ge=1, maps_to="KvCacheConfig.max_tokens"
     )
     enable_kv_cache_reuse: bool = param(
-        False, description="Reuse KV blocks across requests (prefix reuse).", maps_to="KvCacheConfig.enable_block_reuse"
+        False,
+        description="Reuse KV blocks across requests (prefix reuse).",
+        maps_to="KvCacheConfig.enable_block_reuse",
+        note="passed even when false, because TensorRT-LLM's own default is true",
     )
     enable_chunked_context: bool = param(
         False, description="Chunk long contexts across iterations.", maps_to="LLM.enable_chunked_prefill"
