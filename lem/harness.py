@@ -58,7 +58,8 @@ def gpus_for_run(config: ExperimentConfig, visible: list[int]) -> list[int]:
     return visible[:needed]
 
 
-def _prompts(config: ExperimentConfig, model_path: str) -> list[str]:
+def prepare_prompts(config: ExperimentConfig, model_path: str) -> list[str]:
+    """The configured prompts (seeded selection, truncated with the model's tokenizer); PromptError → LemError."""
     from transformers import AutoTokenizer
 
     from lem.prompts import PromptError, load_prompts
@@ -159,7 +160,7 @@ def run_experiment(config: ExperimentConfig, findings: list[Finding], job_dir: P
         run.enter("prepare")
         cache_dir = cache_root(config.cache_dir)
         model_path = resolve_model(config.model, cache_dir)
-        prompts = _prompts(config, model_path)
+        prompts = prepare_prompts(config, model_path)
         run.enter("baseline")
         energy_cfg = config.energy
         power_model = (

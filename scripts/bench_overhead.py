@@ -23,9 +23,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lem.config.machine import probe_machine
 from lem.config.rules import validate
 from lem.config.store import compose_config
-from lem.harness import run_experiment
+from lem.harness import prepare_prompts, run_experiment
 from lem.model.resolve import cache_root, resolve_model
-from lem.prompts import load_prompts
 
 NEW_TOKENS = 32
 
@@ -70,16 +69,7 @@ def main() -> None:
     ]
     config = compose_config(*common)
     model_path = resolve_model(config.model, cache_root(config.cache_dir))
-    prompts = load_prompts(
-        name=config.dataset.name,
-        sample_size=None,
-        split="train",
-        column=None,
-        num_prompts=args.prompts,
-        seed=config.random_seed,
-        max_input_tokens=config.max_input_tokens,
-        tokenizer=AutoTokenizer.from_pretrained(model_path),
-    )
+    prompts = prepare_prompts(config, model_path)
     print(
         f"torch threads {torch.get_num_threads()}, {args.prompts} prompts, batch {args.batch_size}, "
         f"{NEW_TOKENS} new tokens, model {model_path}"
