@@ -1,10 +1,13 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename over the target."""
+"""Atomic writes: files (temporary file, fsync, rename) and folders (staging folder, marker, rename under a lock)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +30,32 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_json_atomic(path: Path, data: Any) -> None:
     """`write_text_atomic` of `data` as indented JSON."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def install_folder(final: Path, build: Callable[[Path], None], *, marker: str, force: bool = False) -> bool:
+    """Make `final` a complete folder: one holding `marker`, which `build(staging)` must write last.
+
+    Under an exclusive lock beside `final` (the kernel releases it if the process dies): a complete `final` is
+    kept unless `force`; otherwise staging folders left by crashed builds are removed, `build` fills a fresh
+    staging sibling, and that is renamed over `final`. A crash at any point leaves the old `final` or none,
+    never a partial one; concurrent callers wait for the lock instead of building twice.
+    Returns True if this call built the folder.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and (final / marker).is_file():
+            return False
+        for stale in final.parent.glob(f".{final.name}.staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+        try:
+            build(staging)
+            if not (staging / marker).is_file():
+                raise RuntimeError(f"building {final} wrote no {marker}")
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
+    return True

@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lem.atomic import write_json_atomic
+from lem.atomic import install_folder, write_json_atomic
 from lem.backends.pytorch.batching import plan_batches
 from lem.config.schema import WarmupConfig
 from lem.environment import redact_environment
@@ -119,3 +120,54 @@ def test_result_schema_round_trip_is_strict() -> None:
         from_dict(Result, {**minimal, "error": {"phase": "prepare", "type": "LemError"}})
     with pytest.raises(TypeError, match="expected int"):
         from_dict(Distribution, {"mean": 1, "p50": 1, "p95": 1, "p99": 1, "count": "3"})
+
+
+def _writes(marker: str, calls: list[str], crash: bool = False) -> Callable[[Path], None]:
+    def build(staging: Path) -> None:
+        calls.append(staging.name)
+        (staging / "data").write_text(str(len(calls)))
+        if crash:
+            raise KeyboardInterrupt
+        (staging / marker).write_text("done")
+
+    return build
+
+
+def test_install_folder_builds_once_and_keeps_a_complete_folder(tmp_path: Path) -> None:
+    final, calls = tmp_path / "thing", []
+    assert install_folder(final, _writes("ok", calls), marker="ok") is True
+    assert install_folder(final, _writes("ok", calls), marker="ok") is False and len(calls) == 1
+    assert install_folder(final, _writes("ok", calls), marker="ok", force=True) is True
+    assert (final / "data").read_text() == "2" and len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".thing.lock", "thing"]
+
+
+def test_install_folder_crash_leaves_the_old_folder_or_none(tmp_path: Path) -> None:
+    final, calls = tmp_path / "thing", []
+    with pytest.raises(KeyboardInterrupt):
+        install_folder(final, _writes("ok", calls, crash=True), marker="ok")
+    assert not final.exists() and sorted(p.name for p in tmp_path.iterdir()) == [".thing.lock"]
+    install_folder(final, _writes("ok", calls), marker="ok")
+    with pytest.raises(KeyboardInterrupt):
+        install_folder(final, _writes("ok", calls, crash=True), marker="ok", force=True)
+    assert (final / "data").read_text() == "2", "the complete folder survives a failed rebuild"
+    with pytest.raises(RuntimeError, match="wrote no ok"):
+        install_folder(tmp_path / "other", lambda staging: None, marker="ok")
+    (tmp_path / ".thing.staging-dead").mkdir()
+    (final / "ok").unlink()  # an incomplete folder is rebuilt, and a crashed build's staging folder removed
+    install_folder(final, _writes("ok", calls), marker="ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.lock", ".thing.lock", "thing"]
+
+
+def test_install_folder_concurrent_processes_build_once(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from pathlib import Path; from lem.atomic import install_folder\n"
+        "def build(staging):\n"
+        "    time.sleep(0.5); (staging / 'ok').write_text('x')\n"
+        "    with open(sys.argv[2], 'a') as log: log.write('built\\n')\n"
+        "install_folder(Path(sys.argv[1]), build, marker='ok')\n"
+    )
+    log = tmp_path / "log"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "thing"), str(log)]) for _ in range(3)]
+    assert [p.wait() for p in processes] == [0, 0, 0]
+    assert log.read_text() == "built\n"

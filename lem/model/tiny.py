@@ -8,15 +8,13 @@ Its output is gibberish; it exists so that the measurement pipeline can be exerc
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import tempfile
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from lem.atomic import install_folder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -39,41 +37,13 @@ def tiny_model_dir(cache_dir: Path) -> Path:
 def ensure_tiny_model(cache_dir: Path) -> Path:
     """Build the tiny model under ``cache_dir`` unless a complete copy is there, and return its folder.
 
-    The returned folder always holds a complete model: it is built in a temporary sibling and renamed
-    into place, with the completion marker written last. A folder without the marker (left by an
-    interrupted or foreign writer) is replaced. Concurrent callers (threads or processes) may each
-    build; the first to install wins and the others discard their copies.
+    The returned folder always holds a complete model (see `lem.atomic.install_folder`: built in a staging
+    sibling, completion marker written last, renamed into place under a lock).
     """
     final = tiny_model_dir(cache_dir)
-    if _is_complete(final):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        _build(staging)
-        _install(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
+    if not (final / COMPLETE_MARKER).is_file():
+        install_folder(final, _build, marker=COMPLETE_MARKER)
     return final
-
-
-def _is_complete(folder: Path) -> bool:
-    return (folder / COMPLETE_MARKER).is_file()
-
-
-def _install(staging: Path, final: Path) -> None:
-    """Rename the complete ``staging`` folder to ``final`` unless a complete ``final`` already exists.
-
-    An exclusive lock (released by the kernel even if this process dies) serialises installers, so a
-    ``final`` that carries the completion marker is never removed or altered once installed.
-    """
-    with open(final.with_name(f".{final.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_complete(final):
-            return
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(staging, final)
 
 
 def _build(folder: Path) -> None:

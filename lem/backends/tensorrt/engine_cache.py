@@ -9,19 +9,15 @@ runs build each engine once and never see a partial one.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import hashlib
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lem.atomic import write_json_atomic
+from lem.atomic import install_folder, write_json_atomic
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.tensorrt.translate import BUILD_ONLY, EnumMember
 from lem.config.schema import ExperimentConfig
@@ -119,42 +115,28 @@ class EngineCache:
         """Whether the entry for `key` exists and carries the marker, which is written last."""
         return (self.entry(key) / MARKER).is_file()
 
-    @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
-        """Hold an exclusive lock on `key` (released by the kernel if this process dies)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f".{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
     def get_or_build(
         self, key: str, inputs: dict[str, Any], build: Callable[[Path], None], *, force: bool = False
     ) -> CachedEngine:
         """The complete entry for `key`, or one built now by `build(staging_folder)` (always built when `force`).
 
-        `build` must write a complete engine folder into the staging folder it is given. The build time covers
-        `build` only. Staging folders left by a crashed build of this key are removed first.
+        `build` must write a complete engine folder into the staging folder it is given; the marker (with the
+        build inputs) is written after it. The build time covers `build` only. See `lem.atomic.install_folder`.
         """
-        with self._locked(key):
-            if not force and self.is_complete(key):
-                return CachedEngine(self.entry(key), built=False, build_s=None)
-            for stale in self.root.glob(f".{key}.staging-*"):
-                shutil.rmtree(stale, ignore_errors=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{key}.staging-", dir=self.root))
-            try:
-                started = time.perf_counter()
-                build(staging)
-                build_s = time.perf_counter() - started
-                record = {
-                    "key": key,
-                    "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                    "build_s": build_s,
-                    "inputs": json.loads(_canonical_json(inputs)),
-                }
-                write_json_atomic(staging / MARKER, record)
-                if self.entry(key).exists():
-                    shutil.rmtree(self.entry(key))
-                staging.rename(self.entry(key))
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
-        return CachedEngine(self.entry(key), built=True, build_s=build_s)
+        build_times_s: list[float] = []
+
+        def build_with_marker(staging: Path) -> None:
+            started = time.perf_counter()
+            build(staging)
+            build_times_s.append(time.perf_counter() - started)
+            record = {
+                "key": key,
+                "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "build_s": build_times_s[0],
+                "inputs": json.loads(_canonical_json(inputs)),
+            }
+            write_json_atomic(staging / MARKER, record)
+
+        if not install_folder(self.entry(key), build_with_marker, marker=MARKER, force=force):
+            return CachedEngine(self.entry(key), built=False, build_s=None)
+        return CachedEngine(self.entry(key), built=True, build_s=build_times_s[0])
