@@ -13,7 +13,7 @@ STAMP := $(VENV)/.lem-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev,slurm]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,8 +28,8 @@ test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check lem tests scripts
-	$(BIN)/ruff format --check lem tests scripts
+	$(BIN)/ruff check lem hydra_plugins tests scripts
+	$(BIN)/ruff format --check lem hydra_plugins tests scripts
 	$(BIN)/python scripts/gen_config_reference.py --check
 
 reference: $(STAMP)

@@ -25,17 +25,21 @@ from lem.errors import LemError
 #: Jobs of this process that failed, as (job directory, error); a job records its failure instead of raising, so that
 #: a sweep runs its other jobs and the process exits non-zero at the end.
 FAILED_JOBS: list[tuple[str, LemError]] = []
+#: Hydra's default launcher, which runs the jobs in this process (and so sees FAILED_JOBS).
+_IN_PROCESS_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def experiment(cfg: DictConfig) -> None:
-    """One Hydra job: one experiment. Failures are recorded in FAILED_JOBS, not raised."""
+    """One Hydra job: one experiment. Failures are recorded in FAILED_JOBS, and raised only from another process."""
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         _run_job(cfg, job_dir)
     except LemError as ex:
         FAILED_JOBS.append((str(job_dir), ex))
         print(f"lem: error: {ex}", file=sys.stderr)
+        if HydraConfig.get().launcher._target_ != _IN_PROCESS_LAUNCHER:
+            raise  # a job in another process (e.g. a SLURM job): the sweep learns of a failure only from its return
 
 
 def _run_job(cfg: DictConfig, job_dir: Path) -> None:

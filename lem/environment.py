@@ -33,6 +33,18 @@ _RECORDED = (
     "PYTORCH_",
     "NCCL_",
 )
+#: SLURM's record of a job: ids, node, partition, GPUs given (none set without GPUs), restarts after requeue.
+_SLURM_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURMD_NODENAME",
+    "SLURM_JOB_PARTITION",
+    "SLURM_JOB_GPUS",
+    "SLURM_STEP_GPUS",
+    "CUDA_VISIBLE_DEVICES",
+    "SLURM_RESTART_COUNT",
+)
 _PACKAGES = (
     "torch",
     "transformers",
@@ -132,6 +144,29 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def slurm_exclusive(job_id: str) -> bool | None:
+    """Whether SLURM gave job `job_id` its node(s) to itself (`--exclusive` shows as OverSubscribe=NO in
+    `scontrol show job`; SLURM sets no variable for it); None when scontrol cannot say."""
+    try:
+        shown = subprocess.run(
+            ["scontrol", "--oneliner", "show", "job", job_id], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\bOverSubscribe=(\S+)", shown.stdout)
+    return None if match is None else match.group(1) == "NO"
+
+
+def slurm_allocation(environ: dict[str, str]) -> dict[str, Any]:
+    """Where SLURM ran this job and what it gave it: ids, node, partition, GPUs (SLURM_JOB_GPUS, and the
+    CUDA_VISIBLE_DEVICES the job sees), restarts (requeues) and `exclusive`; {} outside SLURM."""
+    if "SLURM_JOB_ID" not in environ:
+        return {}
+    allocation: dict[str, Any] = {k: environ[k] for k in _SLURM_VARIABLES if k in environ}
+    allocation["exclusive"] = slurm_exclusive(environ["SLURM_JOB_ID"])
+    return allocation
+
+
 def snapshot(gpu_indices: list[int]) -> dict[str, Any]:
     """Everything about where and with what a run happened; secrets never included."""
     environ = dict(os.environ)
@@ -142,16 +177,6 @@ def snapshot(gpu_indices: list[int]) -> dict[str, Any]:
         "cpu": _cpu(),
         "gpus": gpu_inventory(gpu_indices),
         "git_commit": _git_commit(),
-        "slurm": {
-            k: environ[k]
-            for k in (
-                "SLURM_JOB_ID",
-                "SLURM_ARRAY_JOB_ID",
-                "SLURM_ARRAY_TASK_ID",
-                "SLURMD_NODENAME",
-                "SLURM_JOB_PARTITION",
-            )
-            if k in environ
-        },
+        "slurm": slurm_allocation(environ),
         "environment_variables": redact_environment(environ),
     }

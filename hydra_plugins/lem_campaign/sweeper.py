@@ -5,8 +5,8 @@ It validates every job before anything runs (a grid with an error finding is rej
 ends with a summary read from the jobs' results.json files, so it reports the same under any launcher.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Hydra's plugin scan (Plugins.instance(), e.g. in a submitit job on a
+# SLURM node) executes this module before it is in sys.modules, where dataclasses cannot resolve string annotations.
 import json
 import logging
 import time
