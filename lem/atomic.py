@@ -12,19 +12,35 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text`; a crash at any point leaves the old file or none, never a partial one."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Have `write(tmp)` write a sibling temporary file, then rename it over `path`.
+
+    A crash at any point leaves the old file or none, never a partial one. The file gets the permissions a
+    plain open() would give it (0666 less the umask), not mkstemp's private 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
+        write(Path(tmp))
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (see `replace_atomically`)."""
+    replace_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import lem
+from lem.atomic import replace_atomically
 from lem.backends.base import Backend, create_backend
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.vllm.config import VLLMConfig
@@ -88,7 +89,9 @@ def _device_key(environment: dict[str, Any], gpu_indices: list[int], meter: Ener
     return "|".join(parts)
 
 
-def _flags(quality: dict[str, Any], energy: Any, baseline: Baseline | None, target_rate_hz: float | None) -> list[str]:
+def _flags(
+    quality: dict[str, Any], energy: Any, baseline: Baseline | None, target_rate_hz: float | None, slurm: dict[str, Any]
+) -> list[str]:
     flags = []
     if energy.measured_energy_j is None:
         flags.append("no_measured_energy")
@@ -106,6 +109,8 @@ def _flags(quality: dict[str, Any], energy: Any, baseline: Baseline | None, targ
         flags.append("gpu_shared")
     if quality["thermal_floor_reached"] is False:
         flags.append("thermal_floor_not_reached")
+    if slurm.get("exclusive") is False:
+        flags.append("node_shared")
     return flags
 
 
@@ -263,10 +268,12 @@ def run_experiment(config: ExperimentConfig, findings: list[Finding], job_dir: P
         }
         rate = config.timeseries.sample_rate_hz if sampler is not None else None
         run.result.metrics, run.result.energy = metrics, energy
-        run.result.quality = Quality(**quality, flags=_flags(quality, energy, baseline, rate))
+        run.result.quality = Quality(
+            **quality, flags=_flags(quality, energy, baseline, rate, run.result.environment["slurm"])
+        )
         run.enter("write")
         if frame is not None and config.timeseries.save:
-            frame.to_parquet(job_dir / TIMESERIES_FILE, index=False)
+            replace_atomically(job_dir / TIMESERIES_FILE, lambda tmp: frame.to_parquet(tmp, index=False))
         run.result.status = "ok"
         path = write_result(job_dir, run.result)
         print_summary(run.result, str(path))

@@ -74,6 +74,15 @@ def test_atomic_write_survives_a_kill_mid_write(tmp_path: Path) -> None:
     assert not [p for p in os.listdir(tmp_path) if p != "results.json" and not p.endswith(".tmp")]
 
 
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644, "readable by the group, like open() gives"
+
+
 def test_secrets_are_redacted() -> None:
     env = {
         "HF_TOKEN": "hf_abc",

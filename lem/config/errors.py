@@ -13,10 +13,6 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 _OVERRIDES = (re.compile(r"use \+(\S+)"), re.compile(r"merging override (\S+)"))
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _known_keys(object_type: object) -> list[str]:
     return [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else []
 
@@ -56,4 +52,7 @@ def describe_composition_error(ex: BaseException) -> str:
         return _from_omegaconf(override, cause)
     if isinstance(ex, OmegaConfBaseException):
         return _from_omegaconf(override, ex)
-    return _one_line(str(ex)) or type(ex).__name__
+    lines = [line.strip() for line in str(ex).splitlines() if line.strip()]
+    if not lines:
+        return type(ex).__name__
+    return lines[0] + (" (LEM_DEBUG=1 shows the rest)" if len(lines) > 1 else "")
