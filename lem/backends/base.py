@@ -68,6 +68,7 @@ class Backend(Protocol):
 #: Backends lem can run, as "module:class"; the others are configurable and validated but not yet runnable.
 _IMPLEMENTATIONS = {
     "pytorch": "lem.backends.pytorch.backend:PyTorchBackend",
+    "vllm": "lem.backends.vllm.backend:VLLMBackend",
     "tensorrt": "lem.backends.tensorrt.backend:TensorRTBackend",
 }
 

