@@ -253,6 +253,7 @@ def run_experiment(config: ExperimentConfig, findings: list[Finding], job_dir: P
         )
         quality = {
             "window_duration_s": window.duration_s,
+            "window_process_cpu_time_s": window.cpu_time_s,
             "timeseries_samples": len(sampler) if sampler is not None else 0,
             "achieved_sample_rate_hz": sampler.achieved_rate_hz() if sampler is not None else None,
             "baseline_age_s": baseline.age_s() if baseline is not None else None,

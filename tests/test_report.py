@@ -163,6 +163,7 @@ def _result(
     )
     quality = Quality(
         window_duration_s=duration_s,
+        window_process_cpu_time_s=2 * duration_s,
         timeseries_samples=40,
         achieved_sample_rate_hz=10.0,
         baseline_age_s=1.0,

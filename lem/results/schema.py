@@ -110,6 +110,7 @@ class Quality:
     """What a reader needs to trust or challenge the energy figures."""
 
     window_duration_s: float
+    window_process_cpu_time_s: float
     timeseries_samples: int
     achieved_sample_rate_hz: float | None
     baseline_age_s: float | None
