@@ -10,6 +10,8 @@ import typing
 from hydra.errors import MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+#: Longest message quoted from a foreign error (e.g. a SLURM job's whole error log), characters.
+_MAX_CHARS = 400
 _OVERRIDES = (re.compile(r"use \+(\S+)"), re.compile(r"merging override (\S+)"))
 
 
@@ -52,7 +54,7 @@ def describe_composition_error(ex: BaseException) -> str:
         return _from_omegaconf(override, cause)
     if isinstance(ex, OmegaConfBaseException):
         return _from_omegaconf(override, ex)
-    lines = [line.strip() for line in str(ex).splitlines() if line.strip()]
-    if not lines:
-        return type(ex).__name__
-    return lines[0] + (" (LEM_DEBUG=1 shows the rest)" if len(lines) > 1 else "")
+    text = " ".join(str(ex).split())
+    if len(text) <= _MAX_CHARS:
+        return text or type(ex).__name__
+    return text[:_MAX_CHARS] + "... (LEM_DEBUG=1 shows the rest)"
