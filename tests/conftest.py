@@ -13,7 +13,7 @@ import pytest
 from lem.config.store import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-__all__ = ["REPO", "compose_config", "run_lem"]
+__all__ = ["REPO", "compose_config", "one_error_line", "result_files", "run_lem"]
 
 
 def run_lem(
@@ -25,6 +25,18 @@ def run_lem(
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def result_files(root: Path) -> list[Path]:
+    """results.json of every single run (`python -m lem` without -m) under `root`."""
+    return sorted(root.glob("outputs/*/*/results.json"))
+
+
+def one_error_line(stderr: str) -> str:
+    """The one `lem: error:` line a bad input must produce; fails on none, several, or a traceback."""
+    lines = [line for line in stderr.splitlines() if line.startswith("lem: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose_config, run_lem
+from conftest import REPO, compose_config, one_error_line, run_lem
 
 from lem.backends.pytorch.config import PyTorchConfig
 from lem.backends.tensorrt.config import TensorRTConfig
@@ -179,9 +179,8 @@ def test_bad_input_is_one_line_error(args: list[str], expected: str, tmp_path: P
     result = run_lem(*args, cwd=tmp_path)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("lem: error:")]
-    assert len(error_lines) == 1, result.stderr
-    assert re.search(expected, error_lines[0]), error_lines[0]
+    error_line = one_error_line(result.stderr)
+    assert re.search(expected, error_line), error_line
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))

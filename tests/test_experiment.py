@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import compose_config, run_lem
+from conftest import compose_config, one_error_line, result_files, run_lem
 from zeus_seams import fake_gpus, fake_rapl
 
 from lem.config.machine import probe_machine
@@ -22,17 +22,13 @@ pytestmark = pytest.mark.slow
 QUICK = ["num_input_prompts=12", "max_output_tokens=16", "warmup.max_prompts=4", "baseline.duration_s=0.5"]
 
 
-def _result_files(root: Path) -> list[Path]:
-    return sorted(root.glob("outputs/*/*/results.json"))
-
-
 def test_default_experiment_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
     started = time.monotonic()
     run = run_lem(cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr[-3000:]
     assert elapsed < 60, f"default experiment took {elapsed:.1f} s"
-    (path,) = _result_files(tmp_path)
+    (path,) = result_files(tmp_path)
     result = from_dict(Result, json.loads(path.read_text()))
     assert result.status == "ok" and result.metrics is not None and result.energy is not None
     assert result.metrics.num_requests == 100 and result.metrics.output_tokens == 100 * 64, "fixed length"
@@ -134,9 +130,8 @@ def test_bad_input_fails_fast_with_failed_result(
     args = [a.replace("PROMPTS", str(tmp_path)) for a in args]
     run = run_lem(*args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     assert run.returncode != 0 and "Traceback" not in run.stderr
-    error_lines = [line for line in run.stderr.splitlines() if line.startswith("lem: error:")]
-    assert len(error_lines) == 1, run.stderr[-2000:]
-    assert re.search(message, error_lines[0]), error_lines[0]
-    (path,) = _result_files(tmp_path)
+    error_line = one_error_line(run.stderr)
+    assert re.search(message, error_line), error_line
+    (path,) = result_files(tmp_path)
     result = from_dict(Result, json.loads(path.read_text()))
     assert result.status == "failed" and result.error is not None and result.error.phase == phase

