@@ -20,8 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import lem
 from lem.atomic import replace_atomically
 from lem.backends.base import Backend, create_backend
-from lem.backends.tensorrt.config import TensorRTConfig
-from lem.backends.vllm.config import VLLMConfig
 from lem.config.rules import Finding, errors
 from lem.config.schema import ExperimentConfig
 from lem.console import print_summary
@@ -50,12 +48,7 @@ def gpus_for_run(config: ExperimentConfig, visible: list[int]) -> list[int]:
     if config.gpus is not None:
         return list(config.gpus)
     backend = config.backend
-    if isinstance(backend, VLLMConfig):
-        needed = backend.tensor_parallel_size * backend.pipeline_parallel_size
-    elif isinstance(backend, TensorRTConfig):
-        needed = backend.tp_size * backend.pp_size
-    else:
-        needed = len(visible) if getattr(backend, "device_map", None) else 1
+    needed = len(visible) if getattr(backend, "device_map", None) else backend.gpus_spanned()
     return visible[:needed]
 
 

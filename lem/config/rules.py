@@ -98,20 +98,18 @@ def _skip_conditions(config: ExperimentConfig, facts: MachineFacts) -> Iterable[
 
 def _parallelism(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     backend = config.backend
-    if isinstance(backend, VLLMConfig):
-        tp, pp, keys = backend.tensor_parallel_size, backend.pipeline_parallel_size, "tensor_parallel_size"
-    elif isinstance(backend, TensorRTConfig):
-        tp, pp, keys = backend.tp_size, backend.pp_size, "tp_size"
-    else:
+    needed = backend.gpus_spanned()
+    if backend.PARALLEL_KEYS is None or needed <= 1:
         return
+    tensor_key, pipeline_key = backend.PARALLEL_KEYS
     available = len(config.gpus) if config.gpus is not None else len(facts.gpus)
-    if tp * pp > 1 and tp * pp > available:
+    if needed > available:
         yield Finding(
             "PARALLELISM_EXCEEDS_GPUS",
             "error",
-            f"backend.{keys}",
-            f"{tp} x {pp} (tensor x pipeline) needs {tp * pp} GPUs but {available} are visible; "
-            f"lower the parallel sizes or expose more GPUs",
+            f"backend.{tensor_key}",
+            f"{getattr(backend, tensor_key)} x {getattr(backend, pipeline_key)} (tensor x pipeline) needs {needed} "
+            f"GPUs but {available} are visible; lower the parallel sizes or expose more GPUs",
         )
 
 
@@ -177,6 +175,14 @@ def resolved_decoder(config: ExperimentConfig) -> dict[str, Any]:
     resolved = {k: (v if v is not None else preset.get(k)) for k, v in decoder.items()}
     resolved["do_sample"] = bool(resolved["do_sample"])
     return resolved
+
+
+def decoder_values(config: ExperimentConfig) -> tuple[bool, dict[str, Any]]:
+    """(whether decoding samples, the decoder values a backend passes on): the sampling fields only when sampling,
+    repetition_penalty either way, nothing left null. How greedy decoding is spelled is each backend's business."""
+    decoder = resolved_decoder(config)
+    sample = decoder.pop("do_sample")
+    return sample, {k: v for k, v in decoder.items() if v is not None and (sample or k == "repetition_penalty")}
 
 
 def _greedy_sampling(config: ExperimentConfig) -> Iterable[Finding]:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -32,7 +32,17 @@ SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p")
 class BackendConfig:
     """Base of the `backend` group options; `name` selects the implementation."""
 
+    #: The (tensor, pipeline) parallel size fields of a backend that spreads one engine over GPUs; None elsewhere.
+    PARALLEL_KEYS: ClassVar[tuple[str, str] | None] = None
+
     name: str = param(MISSING, description="Backend implementation.", choices=("pytorch", "vllm", "tensorrt"))
+
+    def gpus_spanned(self) -> int:
+        """GPUs one engine spans: tensor x pipeline parallel size (1 where the backend has no such fields)."""
+        if self.PARALLEL_KEYS is None:
+            return 1
+        tensor, pipeline = (getattr(self, key) for key in self.PARALLEL_KEYS)
+        return tensor * pipeline
 
 
 @dataclass

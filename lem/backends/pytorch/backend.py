@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from lem.backends.base import LoadInfo, ProgressCallback, RequestRecord
 from lem.backends.pytorch.batching import plan_batches
 from lem.backends.pytorch.config import PyTorchConfig
-from lem.config.rules import resolved_decoder
+from lem.config.rules import decoder_values
 from lem.config.schema import ExperimentConfig
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -31,12 +31,8 @@ def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_new_tokens": config.max_output_tokens}
     if config.fixed_length:
         kwargs["min_new_tokens"] = config.max_output_tokens
-    decoder = resolved_decoder(config)
-    kwargs["do_sample"] = decoder["do_sample"]
-    if decoder["do_sample"]:
-        kwargs.update({k: v for k, v in decoder.items() if k != "do_sample" and v is not None})
-    elif decoder["repetition_penalty"] is not None:
-        kwargs["repetition_penalty"] = decoder["repetition_penalty"]
+    kwargs["do_sample"], values = decoder_values(config)
+    kwargs.update(values)
     kwargs.update({name: getattr(backend, name) for name in _GENERATE_FIELDS if getattr(backend, name) is not None})
     kwargs.update(backend.extra)
     return kwargs

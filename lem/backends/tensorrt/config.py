@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lem.config.fields import param
 from lem.config.schema import BackendConfig
@@ -15,6 +15,8 @@ TRT_QUANTIZATIONS = ("none", "fp8", "int8_sq", "int8_weight_only", "int4_awq", "
 @dataclass
 class TensorRTConfig(BackendConfig):
     """TensorRT-LLM engine build and runtime settings; `maps_to` names the LLM-API object and field."""
+
+    PARALLEL_KEYS: ClassVar[tuple[str, str] | None] = ("tp_size", "pp_size")
 
     name: str = param("tensorrt", description="Backend implementation.", choices=("tensorrt",))
     max_batch_size: int = param(

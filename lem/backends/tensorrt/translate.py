@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lem.backends.tensorrt.config import TensorRTConfig
-from lem.config.rules import resolved_decoder
+from lem.config.rules import decoder_values
 from lem.config.schema import ExperimentConfig
 
 
@@ -118,14 +118,10 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     }
     if config.fixed_length:
         kwargs.update(min_tokens=config.max_output_tokens, ignore_eos=True)
-    decoder = resolved_decoder(config)
-    if decoder["do_sample"]:
-        sampling = {k: v for k, v in decoder.items() if k not in ("do_sample", "repetition_penalty")}
-        kwargs.update({k: v for k, v in sampling.items() if v is not None})
-    else:
+    sample, values = decoder_values(config)
+    kwargs.update(values)
+    if not sample:
         kwargs["top_k"] = 1
-    if decoder["repetition_penalty"] is not None:
-        kwargs["repetition_penalty"] = decoder["repetition_penalty"]
     return kwargs
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lem.config.fields import param
 from lem.config.schema import BackendConfig
@@ -19,6 +19,8 @@ def _engine(name: str) -> str:
 @dataclass
 class VLLMConfig(BackendConfig):
     """vLLM `LLM(...)` engine arguments; null means the engine's own default unless stated."""
+
+    PARALLEL_KEYS: ClassVar[tuple[str, str] | None] = ("tensor_parallel_size", "pipeline_parallel_size")
 
     name: str = param("vllm", description="Backend implementation.", choices=("vllm",))
     max_num_seqs: int | None = param(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lem.backends.vllm.config import VLLMConfig
-from lem.config.rules import resolved_decoder
+from lem.config.rules import decoder_values
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 
@@ -100,11 +100,8 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_tokens": config.max_output_tokens, "detokenize": False}
     if config.fixed_length:
         kwargs.update(min_tokens=config.max_output_tokens, ignore_eos=True)
-    decoder = resolved_decoder(config)
-    if decoder["do_sample"]:
-        kwargs.update({k: v for k, v in decoder.items() if k != "do_sample" and v is not None})
-    else:
+    sample, values = decoder_values(config)
+    kwargs.update(values)
+    if not sample:
         kwargs["temperature"] = 0.0
-        if decoder["repetition_penalty"] is not None:
-            kwargs["repetition_penalty"] = decoder["repetition_penalty"]
     return kwargs
