@@ -131,9 +131,9 @@ class PyTorchBackend:
         """Generate batch by batch as planned; records come back in prompt order."""
         assert self._model is not None and self._tokenizer is not None, "load() first"
         tokenizer, backend = self._tokenizer, self._backend
-        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+        encoded = tokenizer(prompts, add_special_tokens=True)["input_ids"]  # once: plans batches, then is padded
         batches = plan_batches(
-            lengths,
+            [len(ids) for ids in encoded],
             backend.batching_strategy,
             backend.batch_size,
             backend.max_tokens_per_batch,
@@ -146,10 +146,9 @@ class PyTorchBackend:
         origin = time.perf_counter()
         for batch in batches:
             started = time.perf_counter() - origin
-            inputs = tokenizer(
-                [prompts[i] for i in batch],
+            inputs = tokenizer.pad(
+                {"input_ids": [encoded[i] for i in batch]},
                 return_tensors="pt",
-                padding=True,
                 pad_to_multiple_of=backend.pad_to_multiple_of,
             ).to(self._device)
             with torch.inference_mode():
