@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,19 +10,27 @@ from rich.console import Console
 from rich.table import Table
 
 from lem.campaign.plan import PlannedJob
-from lem.config.rules import Finding, resolved_decoder
+from lem.config.decoder import resolved_decoder
+from lem.config.findings import Finding
 from lem.config.schema import ExperimentConfig
+from lem.impact import impact_line
 from lem.results.schema import Result
 
 _STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 _console = Console(stderr=True, highlight=False)
+log = logging.getLogger(__name__)
 
 
-def print_findings(findings: Sequence[Finding]) -> None:
-    """One line per finding, errors last so they stay in view."""
-    order = {"info": 0, "warning": 1, "error": 2}
-    for finding in sorted(findings, key=lambda f: order[f.severity]):
-        _console.print(finding.line(), style=_STYLE[finding.severity], markup=False)
+def print_findings(findings: Sequence[Finding], *, include_info: bool = False) -> None:
+    """The findings a user must act on (warnings, then errors, so they stay in view), one line each; info findings
+    go to the log (lem.log) and, with the others, to results.json, and are printed only with `include_info`."""
+    for finding in findings:
+        if finding.severity == "info":
+            log.info(finding.line())
+    for severity in ("info", "warning", "error") if include_info else ("warning", "error"):
+        for finding in findings:
+            if finding.severity == severity:
+                _console.print(finding.line(), style=_STYLE[severity], markup=False)
 
 
 def print_dry_run(config: ExperimentConfig, findings: Sequence[Finding]) -> None:
@@ -79,6 +88,8 @@ def print_summary(result: Result, results_path: str) -> None:
     table.add_row("throughput", f"{metrics.output_tokens_per_s:.1f} tok/s, {metrics.requests_per_s:.2f} req/s")
     table.add_row("latency p50 / p95", f"{_fmt(metrics.latency_s.p50, 's')} / {_fmt(metrics.latency_s.p95, 's')}")
     table.add_row("window", _fmt(metrics.duration_s, "s"))
+    if (impact := impact_line(result.impact)) is not None:
+        table.add_row("per 1M output tokens", impact)
     table.add_row("results", results_path)
     Console(highlight=False).print(table)
 

@@ -107,7 +107,7 @@ def gpu_inventory(gpu_indices: list[int]) -> list[dict[str, Any]]:
     except Exception:
         return []
     try:
-        nvml_indices = visible_nvml_indices(pynvml.nvmlDeviceGetCount())
+        nvml_indices = visible_nvml_indices()
         driver = pynvml.nvmlSystemGetDriverVersion()
         cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
         inventory = []

@@ -10,6 +10,7 @@ from lem.backends.base import RequestRecord
 from lem.energy.baseline import Baseline
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import WindowReading
+from lem.numbers import ratio
 from lem.results.schema import MEASURED_SOURCES, Distribution, DomainEnergy, EnergyMetrics, Metrics, PhaseEnergy
 
 
@@ -76,10 +77,6 @@ def _sum(values: Sequence[float | None]) -> float | None:
     return float(sum(present)) if present and len(present) == len(values) else None
 
 
-def _ratio(numerator: float | None, denominator: float) -> float | None:
-    return None if numerator is None or denominator <= 0 else numerator / denominator
-
-
 def energy_metrics(
     window: WindowReading,
     domains: list[DomainEnergy],
@@ -98,15 +95,15 @@ def energy_metrics(
     return EnergyMetrics(
         measured_energy_j=measured_j,
         measured_net_energy_j=measured_net_j,
-        j_per_output_token=_ratio(measured_j, output_tokens),
-        net_j_per_output_token=_ratio(measured_net_j, output_tokens),
-        output_tokens_per_j=None if not measured_j else output_tokens / measured_j,
-        j_per_request=_ratio(measured_j, num_requests),
-        avg_power_w=_ratio(measured_j, window.duration_s),
+        j_per_output_token=ratio(measured_j, output_tokens),
+        net_j_per_output_token=ratio(measured_net_j, output_tokens),
+        output_tokens_per_j=ratio(output_tokens, measured_j),
+        j_per_request=ratio(measured_j, num_requests),
+        avg_power_w=ratio(measured_j, window.duration_s),
         peak_power_w=peak_power_w,
         estimated_energy_j=estimated_j,
         estimated_net_energy_j=_sum([d.net_energy_j for d in estimated]) if estimated else None,
-        estimated_j_per_output_token=_ratio(estimated_j, output_tokens),
+        estimated_j_per_output_token=ratio(estimated_j, output_tokens),
         estimate_model=power_model.assumptions() if estimated and power_model is not None else None,
         domains=domains,
         load=load,

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from lem.config.schema import WarmupConfig
+from lem.numbers import coefficient_of_variation
 from lem.results.schema import WarmupReport
-
-
-def coefficient_of_variation(values: Sequence[float]) -> float:
-    """Population standard deviation over mean (0 for fewer than two values or a zero mean)."""
-    mean = statistics.fmean(values) if values else 0.0
-    return statistics.pstdev(values) / mean if len(values) > 1 and mean > 0 else 0.0
 
 
 def should_stop(latencies_s: Sequence[float], config: WarmupConfig) -> bool:

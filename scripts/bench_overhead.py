@@ -5,16 +5,23 @@ Each round runs lem (timeseries at 10 Hz), lem (sampler off) and the bare loop, 
 so that no variant always runs first. Prints each round's wall time of the measured phase and the median ratios
 lem/bare. Target: at most 1.03 with the sampler on.
 
-    python scripts/bench_overhead.py [--rounds 6] [--prompts 128] [--batch-size 8]
+`--simulated-gpu counter|pre-volta` runs every variant beside a simulated NVIDIA GPU (tests/zeus_seams.py: nvidia-ml-py
+answers, Zeus's real NVML code reads) of that kind, and adds `zeus_window`: the bare loop inside a ZeusMonitor window
+over that GPU, which is how lem metered before it gave Zeus only the GPUs with an energy counter (for a pre-Volta GPU
+Zeus starts its PowerMonitor's pollers). Its ratio is the window's slowdown before; lem's ratios are the slowdown now.
+
+    python scripts/bench_overhead.py [--rounds 6] [--prompts 128] [--batch-size 8] [--simulated-gpu pre-volta]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -27,11 +34,17 @@ from lem.harness import prepare_prompts, run_experiment
 from lem.model.resolve import cache_root, resolve_model
 
 NEW_TOKENS = 32
+TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
-def bare_loop(model_path: str, prompts: list[str], batch_size: int) -> tuple[float, float]:
+def bare_loop(
+    model_path: str,
+    prompts: list[str],
+    batch_size: int,
+    around: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+) -> tuple[float, float]:
     """The same work with nothing around it: load, warm up as lem does (3 single prompts), then tokenize and
-    generate batch after batch. Returns the timed part's (wall seconds, process CPU seconds)."""
+    generate batch after batch (inside `around()`). Returns the timed part's (wall seconds, process CPU seconds)."""
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
@@ -44,10 +57,41 @@ def bare_loop(model_path: str, prompts: list[str], batch_size: int) -> tuple[flo
 
     for prompt in prompts[:3]:
         generate([prompt])
-    wall, cpu = time.perf_counter(), time.process_time()
-    for i in range(0, len(prompts), batch_size):
-        generate(prompts[i : i + batch_size])
-    return time.perf_counter() - wall, time.process_time() - cpu
+    with around():
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(prompts), batch_size):
+            generate(prompts[i : i + batch_size])
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+@contextlib.contextmanager
+def zeus_window() -> Iterator[None]:
+    """A ZeusMonitor window over every visible GPU, its PowerMonitor (if any) stopped afterwards."""
+    from zeus.monitor import ZeusMonitor
+
+    monitor = ZeusMonitor(cpu_indices=[])
+    monitor.begin_window("bench", sync_execution=False)
+    try:
+        yield
+    finally:
+        monitor.end_window("bench", sync_execution=False)
+        if monitor.power_monitor is not None:
+            monitor.power_monitor.stop()
+
+
+@contextlib.contextmanager
+def simulated_gpu(kind: str | None) -> Iterator[None]:
+    """One simulated GPU of `kind` (`counter`: Hopper; `pre-volta`: Pascal, no energy counter), or none."""
+    if kind is None:
+        yield
+        return
+    sys.path.insert(0, str(TESTS))
+    import pynvml
+    from zeus_seams import SimulatedGpu, simulated_gpus
+
+    pascal = {"architecture": pynvml.NVML_DEVICE_ARCH_PASCAL, "compute_capability": (6, 0), "name": "Tesla P100"}
+    with simulated_gpus(SimulatedGpu(power_w=150.0, **(pascal if kind == "pre-volta" else {}))):
+        yield
 
 
 def lem_window(overrides: list[str], job_dir: Path) -> tuple[float, float]:
@@ -63,7 +107,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--simulated-gpu", choices=("counter", "pre-volta"), default=None)
     args = parser.parse_args()
+    with simulated_gpu(args.simulated_gpu):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Every round of every variant, then the ratios."""
     common = [
         f"num_input_prompts={args.prompts}",
         f"max_output_tokens={NEW_TOKENS}",
@@ -87,10 +138,12 @@ def main() -> None:
             "lem_no_sampler": lambda: lem_window([*common, "timeseries.enabled=false"], Path(tmp)),
             "bare": lambda: bare_loop(model_path, prompts, args.batch_size),
         }
+        if args.simulated_gpu is not None:
+            variants["zeus_window"] = lambda: bare_loop(model_path, prompts, args.batch_size, zeus_window)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         names = list(variants)
         for round_index in range(args.rounds):
-            order = names[round_index % 3 :] + names[: round_index % 3]
+            order = names[round_index % len(names) :] + names[: round_index % len(names)]
             for name in order:
                 times[name].append(variants[name]())
             print(
@@ -99,7 +152,7 @@ def main() -> None:
             )
     for which, label in ((0, "wall time"), (1, "process CPU time")):
         bare = [t[which] for t in times["bare"]]
-        for key in ("lem_sampler_10hz", "lem_no_sampler"):
+        for key in (name for name in times if name != "bare"):
             mine = [t[which] for t in times[key]]
             ratios = [a / b for a, b in zip(mine, bare, strict=True)]
             print(

@@ -2,12 +2,12 @@
 `LLM.generate` (FINAL_ONLY outputs) on the very same engine.
 
 One process, one engine built once by lem's backend (so both paths run with identical engine arguments and KV
-cache), the same prompts and sampling settings (fixed length, greedy). A second engine in the same process is no
-fair stand-in on CPU: vLLM sizes its KV cache from the memory the process already uses, and the two engines were
-seen to slow each other down severalfold. Rounds alternate lem, bare, lem, bare, ... (the first of each pair swaps
-every round). Prints each call's output-token throughput per wall-clock second and per CPU second of this process,
-and lem/bare as the ratio of the medians and as the median of per-round ratios (the steadier figure on a shared
-host, where both calls of a round see the same load). Target: at least 0.97.
+cache), the same prompts and sampling settings (fixed length, greedy), each call starting from an empty prefix
+cache. A second engine in the same process is no fair stand-in on CPU: vLLM sizes its KV cache from the memory the
+process already uses, and the two engines were seen to slow each other down severalfold. Rounds alternate lem, bare,
+lem, bare, ... (the first of each pair swaps every round). Prints each call's output-token throughput per wall-clock
+second and per CPU second of this process, and lem/bare as the ratio of the medians and as the median of per-round
+ratios (the steadier figure on a shared host, where both calls of a round see the same load). Target: at least 0.97.
 
     python scripts/bench_vllm_overhead.py [--rounds 10] [--prompts 128] [--new-tokens 32] [--max-num-seqs 64]
 
@@ -67,14 +67,17 @@ def main() -> None:
     print("lem adds output_kind=DELTA, stream_interval=max_tokens; LLM.generate sets output_kind=FINAL_ONLY")
 
     def lem_call() -> int:
-        return sum(r.output_tokens for r in backend.generate(prompts))
+        return sum(r.output_tokens for r in backend.generate(prompts).records)
 
     def bare_call() -> int:
+        bare_llm.reset_prefix_cache()  # as lem's generate does: both paths prefill every prompt
         outputs = bare_llm.generate(prompts, params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outputs)
 
     variants: dict[str, Callable[[], int]] = {"lem": lem_call, "bare": bare_call}
-    lem_ids = [r.output_token_ids for r in backend.generate(prompts)]  # unmeasured: warms both, checks same work
+    lem_ids = [
+        r.output_token_ids for r in backend.generate(prompts).records
+    ]  # unmeasured: warms both, checks same work
     bare_ids = [tuple(o.outputs[0].token_ids) for o in bare_llm.generate(prompts, params, use_tqdm=False)]
     print(f"same output token ids from both paths: {lem_ids == bare_ids}")
     wall: dict[str, list[float]] = {name: [] for name in variants}

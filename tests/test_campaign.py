@@ -1,7 +1,8 @@
-"""Campaigns through the real command: order, failure isolation, resume, grid rejection."""
+"""Campaigns through the real command: order, failure isolation, resume, grid rejection; the plugin's boundaries."""
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 import subprocess
@@ -10,9 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_lem
+from conftest import REPO, run_lem
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from hydra_plugins.lem_campaign.sweeper import expand_grid
 from lem.campaign.plan import plan_jobs
+from lem.errors import LemError
 
 POINTS = [["backend.batch_size=1"], ["backend.batch_size=2"]]
 QUICK = [
@@ -158,3 +162,101 @@ def test_kill_then_resume_runs_only_the_missing_jobs(tmp_path: Path, lem_cache: 
     assert f"{len(before)} skipped" in resumed.stderr
     changed = run_lem(*args, "campaign.resume=true", "max_output_tokens=5", cwd=tmp_path, env=env)
     assert changed.returncode == 0 and "skipped" not in changed.stderr, "a changed config hash reruns every job"
+
+
+def test_grid_expands_like_hydras_basic_sweeper() -> None:
+    parser = OverridesParser.create()
+    params = ["a=1,2", "b=x", "c=range(0,2)"]
+    constant, points = expand_grid(parser.parse_overrides([*params, "d=5", "b=y,z"]))
+    assert constant == ["d=5"]
+    assert points[:3] == [["a=1", "b=y", "c=0"], ["a=1", "b=y", "c=1"], ["a=1", "b=z", "c=0"]] and len(points) == 8
+    constant, points = expand_grid(parser.parse_overrides([*params, "a=3"]))
+    assert constant == ["a=3", "b=x"] and points == [["c=0"], ["c=1"]], "the command line wins over params"
+    assert expand_grid([]) == ([], [[]])
+    with pytest.raises(LemError, match="choice and range sweeps"):
+        expand_grid(parser.parse_overrides(["a=interval(0,1)"]))
+
+
+def _sources(*packages: str) -> list[Path]:
+    return [path for package in packages for path in sorted((REPO / package).rglob("*.py"))]
+
+
+def test_no_module_names_hydras_internals() -> None:
+    offenders = [
+        str(p.relative_to(REPO)) for p in _sources("lem", "hydra_plugins") if "hydra._internal" in p.read_text()
+    ]
+    assert not offenders, f"hydra._internal named in {offenders}: use Hydra's public API"
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """Every module `path` imports: import statements (lazy ones too) and import_module/__import__ of a literal."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            found.append(node.module)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                found.append(node.args[0].value)
+    return found
+
+
+def test_lem_never_imports_the_plugin() -> None:
+    offenders = [
+        f"{p.relative_to(REPO)}: {module}"
+        for p in _sources("lem")
+        for module in _imported_modules(p)
+        if module.split(".")[0] == "hydra_plugins"
+    ]
+    assert not offenders, f"{offenders}: the plugin imports lem, never the other way"
+    probe = (
+        "import sys, lem.app, lem.config.store; lem.config.store.register_configs(); "
+        "print(sorted(m for m in sys.modules if m.startswith('hydra_plugins')))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "[]", run.stdout
+
+
+def test_hydra_finds_the_plugin_by_its_own_scan(tmp_path: Path) -> None:
+    probe = (
+        "from hydra.core.config_store import ConfigStore; from hydra.core.plugins import Plugins; "
+        "from hydra.plugins.sweeper import Sweeper; "
+        "print([c.__name__ for c in Plugins.instance().discover(Sweeper)], "
+        "'lem_campaign.yaml' in ConfigStore.instance().list('hydra/sweeper'))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "'CampaignSweeper'" in run.stdout and run.stdout.strip().endswith("True"), run.stdout
+
+
+@pytest.mark.slow
+def test_interrupted_job_is_rerun_on_resume(tmp_path: Path, lem_cache: Path) -> None:
+    """SIGTERM during a job's measured window: exit 143, that job `interrupted`; resume reruns it and only it."""
+    sweep = tmp_path / "sweep"
+    args = [a for a in _campaign(sweep) if a not in ("backend.batch_size=1,2", "num_input_prompts=4")]
+    args += ["backend.batch_size=1", "num_input_prompts=4,400"]
+    env = {**__import__("os").environ, "LEM_CACHE_DIR": str(lem_cache), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lem", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = sweep / "p001_c00" / "lem.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "phase: measure" in log.read_text()) and time.monotonic() < deadline:
+        assert process.poll() is None, "the campaign ended before it was interrupted"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    assert [r["status"] for r in _results(sweep)] == ["ok", "interrupted"]
+    first = (sweep / "p000_c00" / "results.json").stat().st_mtime_ns
+    resumed = run_lem(*args, "campaign.resume=true", cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["status"] for r in _results(sweep)] == ["ok", "ok"] and "1 skipped" in resumed.stderr
+    assert (sweep / "p000_c00" / "results.json").stat().st_mtime_ns == first, "the finished job is not rerun"

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO, compose_config, one_error_line, run_lem
 
+from lem.backends.escape_hatches import escape_hatch_fields
+from lem.backends.precision import resolve_precision
 from lem.backends.pytorch.config import PyTorchConfig
+from lem.backends.registry import BACKENDS
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.vllm.config import VLLMConfig
 from lem.config.introspection import get_backend_params, get_experiment_params, get_param_skip_conditions
 from lem.config.machine import GpuFact, MachineFacts
+from lem.config.overrides import as_typed
 from lem.config.reference import render_reference
 from lem.config.rules import errors, validate
 
@@ -125,7 +132,7 @@ def test_schema_version_findings() -> None:
             "PARALLELISM_EXCEEDS_GPUS",
             "error",
         ),
-        (["backend=tensorrt"], H100, "TRT_FLOAT32", "error"),
+        (["backend=tensorrt", "fp_precision=float32"], H100, "TRT_FLOAT32", "error"),
         (["backend.attn_implementation=flash_attention_2"], NO_GPU, "NEEDS_HARDWARE", "error"),
         (["backend.quantization=bnb_4bit"], H100, "NEEDS_HARDWARE", "error"),
         (["backend=vllm", "backend.max_model_len=100"], NO_GPU, "CONTEXT_TOO_LONG", "error"),
@@ -133,6 +140,22 @@ def test_schema_version_findings() -> None:
         (["decoder.temperature=0.7"], NO_GPU, "SAMPLING_WHILE_GREEDY", "warning"),
         (["backend.typical_p=0.5"], NO_GPU, "SAMPLING_WHILE_GREEDY", "warning"),
         (["+backend.extra.num_beams=2"], NO_GPU, "EXTRA_DUPLICATES_FIELD", "error"),
+        (
+            ["backend=tensorrt", "+backend.extra_runtime_args.tensor_parallel_size=2"],
+            NO_GPU,
+            "EXTRA_DUPLICATES_FIELD",
+            "error",
+        ),
+        (["+backend.extra.penalty_alph=0.5"], NO_GPU, "UNKNOWN_ENGINE_ARG", "error"),
+        (["backend=vllm", "+backend.extra.max_logprobs=5"], NO_GPU, "ENGINE_ARGS_NOT_CHECKED", "warning"),
+        (
+            ["backend=tensorrt", "+backend.extra_build_args.opt_num_tokens=5"],
+            NO_GPU,
+            "ENGINE_ARGS_NOT_CHECKED",
+            "warning",
+        ),
+        (["+backend.foo=1"], NO_GPU, "UNKNOWN_KEY", "error"),
+        (["+warmup.count_=1"], NO_GPU, "UNKNOWN_KEY", "error"),
         (["backend=vllm", "+backend.extra.max_num_seqs=2"], NO_GPU, "EXTRA_DUPLICATES_FIELD", "error"),
         (["backend=vllm", "backend.num_scheduler_steps=8"], NO_GPU, "PARAM_UNSUPPORTED", "error"),
         (["backend=vllm", "backend.swap_space=4"], NO_GPU, "PARAM_UNSUPPORTED", "error"),
@@ -161,6 +184,9 @@ def test_rule(overrides: list[str], facts: MachineFacts, code: str, severity: st
 
 def test_rules_stay_quiet_where_the_config_is_possible() -> None:
     assert not errors(validate(compose_config("backend=vllm", "backend.kv_cache_dtype=fp8"), H100))
+    for backend in ("pytorch", "vllm", "tensorrt"):  # the defaults (fp_precision=auto) are possible on any machine
+        for facts in (NO_GPU, A100, H100):
+            assert not errors(validate(compose_config(f"backend={backend}"), facts)), (backend, facts)
     assert not errors(validate(compose_config("backend=vllm", "backend.max_model_len=192"), NO_GPU))
     assert "SAMPLING_WHILE_GREEDY" not in _codes(["decoder.preset=standard", "decoder.temperature=0.7"])
 
@@ -173,6 +199,19 @@ def test_rules_stay_quiet_where_the_config_is_possible() -> None:
         (["no_such_key=1", "dry_run=true"], r"no_such_key: unknown key"),
         (["backend.batch_sze=4"], r"did you mean 'backend\.batch_size'"),
         (["fp_precision=float64", "dry_run=true"], r"fp_precision: 'float64' is not allowed; use one of"),
+        (
+            ["backend.extra.penalty_alph=0.5"],
+            r"backend\.extra\.penalty_alph: 'penalty_alph' is not an argument of the installed transformers [\d.]+'s "
+            r"generate\(\) and GenerationConfig; did you mean backend\.extra\.penalty_alpha\?",
+        ),
+        (
+            ["+backend.extra_load.attn_implmentation=eager", "dry_run=true"],
+            r"backend\.extra_load\.attn_implmentation: .*did you mean backend\.attn_implementation\?",
+        ),
+        (
+            ["backend=vllm", "backend.extra_load.x=1"],
+            r"backend\.extra_load: no such parameter of backend=vllm; did you ",
+        ),
     ],
 )
 def test_bad_input_is_one_line_error(args: list[str], expected: str, tmp_path: Path) -> None:
@@ -211,3 +250,128 @@ def test_help_lists_backend_group(tmp_path: Path) -> None:
 def test_generated_reference_is_current() -> None:
     committed = (REPO / "docs" / "generated" / "config-reference.md").read_text()
     assert committed == render_reference(), "run: python scripts/gen_config_reference.py"
+
+
+# --- fp_precision=auto ---------------------------------------------------------------------------------------------
+
+
+def _checkpoint(tmp_path: Path, **config: object) -> str:
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", **config}))
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("stored", "gpus", "allow_float32", "expected"),
+    [
+        ({"dtype": "bfloat16"}, [(9, 0)], True, "bfloat16"),  # a 16-bit checkpoint keeps its dtype on a GPU
+        ({"dtype": "float16"}, [(8, 0)], True, "float16"),
+        ({"torch_dtype": "float16"}, [(9, 0)], True, "float16"),  # transformers 4's key
+        ({"text_config": {"dtype": "float16"}}, [(9, 0)], True, "float16"),  # a multimodal model's
+        ({"dtype": "float32"}, [(9, 0)], True, "bfloat16"),  # otherwise bfloat16 ...
+        ({}, [(8, 6)], True, "bfloat16"),
+        ({"dtype": "float32"}, [(7, 0)], True, "float16"),  # ... float16 where a GPU lacks bfloat16
+        ({"dtype": "bfloat16"}, [(8, 0), (7, 5)], True, "float16"),
+        ({"dtype": "bfloat16"}, None, True, "float32"),  # on CPU
+        ({"dtype": "float32"}, None, False, "bfloat16"),  # TensorRT-LLM: never float32, anywhere
+        ({"dtype": "float16"}, [], False, "float16"),
+    ],
+)
+def test_auto_precision_resolves_from_checkpoint_and_gpus(
+    stored: dict[str, object], gpus: list[tuple[int, int]] | None, allow_float32: bool, expected: str, tmp_path: Path
+) -> None:
+    model = _checkpoint(tmp_path, **stored)
+    assert resolve_precision("auto", model, gpus, allow_float32=allow_float32) == expected
+    assert resolve_precision("float32", model, gpus, allow_float32=allow_float32) == "float32", "explicit stays"
+
+
+def test_auto_precision_is_the_default_and_backend_defaults_validate(tmp_path: Path) -> None:
+    assert compose_config().fp_precision == "auto"
+    for backend in ("tensorrt", "vllm"):
+        result = run_lem(f"backend={backend}", "dry_run=true", cwd=tmp_path)
+        assert result.returncode == 0 and "valid: 0 error(s)" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_pytorch_records_the_resolved_precision(lem_cache: Path) -> None:
+    from lem.backends.base import create_backend
+    from lem.model.tiny import ensure_tiny_model
+
+    backend = create_backend(compose_config(f"cache_dir={lem_cache}"), str(ensure_tiny_model(lem_cache)), [])
+    try:
+        info = backend.load()
+    finally:
+        backend.close()
+    assert info.settings["fp_precision"] == "float32" and info.settings["dtype"] == "torch.float32", "CPU: float32"
+
+
+# --- escape hatches ------------------------------------------------------------------------------------------------
+
+
+def test_every_escape_hatch_has_a_keyword_reader() -> None:
+    hatches = {name: set(escape_hatch_fields(spec.config)) for name, spec in BACKENDS.items()}
+    assert hatches == {
+        "pytorch": {"extra", "extra_load"},
+        "vllm": {"extra"},
+        "tensorrt": {"extra_build_args", "extra_runtime_args"},
+    }
+    assert all(set(BACKENDS[name].keyword_readers) == fields for name, fields in hatches.items())
+
+
+def test_escape_hatch_overrides_are_rewritten_as_typed() -> None:
+    typed = ["-m", "backend.extra.x=1,2", "+backend.extra.y=2", "backend.batch_size=3", "backend.extra_load.z.w=a=b"]
+    typed += ["--cfg", "job", "backend.extra={a: 1}", "++backend.extra_runtime_args.q=1", "~backend.extra.x"]
+    assert as_typed(typed) == [
+        "-m",
+        "++backend.extra.x=1,2",
+        "+backend.extra.y=2",
+        "backend.batch_size=3",
+        "++backend.extra_load.z.w=a=b",
+        "--cfg",
+        "job",
+        "backend.extra={a: 1}",
+        "++backend.extra_runtime_args.q=1",
+        "~backend.extra.x",
+    ]
+
+
+def test_escape_hatches_work_as_typed_without_plus(tmp_path: Path) -> None:
+    single = run_lem(
+        "backend.extra.max_length=200", "backend.extra_load.output_attentions=false", "--cfg", "job", cwd=tmp_path
+    )
+    assert single.returncode == 0, single.stderr
+    assert "max_length: 200" in single.stdout and "output_attentions: false" in single.stdout
+    sweep = run_lem("-m", "backend=vllm", "backend.extra.max_logprobs=5,6", "dry_run=true", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    assert sweep.stderr.count("valid: 0 error(s)") == 2
+
+
+def test_validation_imports_no_engine_unless_a_hatch_is_filled() -> None:
+    """Checking escape-hatch keys imports the engine; a config without such keys validates without torch or vllm."""
+    code = (
+        "import sys\n"
+        "from lem.config.machine import probe_machine\n"
+        "from lem.config.rules import validate\n"
+        "from lem.config.store import compose_config\n"
+        "for backend in ('pytorch', 'vllm', 'tensorrt'):\n"
+        "    validate(compose_config(f'backend={backend}'), probe_machine())\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'tensorrt_llm') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_extra_load_keys_are_checked_against_from_pretrained_and_the_model_config(tmp_path: Path) -> None:
+    model = _checkpoint(tmp_path)
+    ok = validate(compose_config(f"model={model}", "+backend.extra_load.num_hidden_layers=1"), NO_GPU)
+    assert [f.code for f in ok if f.param == "backend.extra_load"] == ["ENGINE_ARGS_CHECKED"]
+    typo = validate(compose_config(f"model={model}", "+backend.extra_load.num_hiden_layers=1"), NO_GPU)
+    (finding,) = [f for f in typo if f.param == "backend.extra_load.num_hiden_layers"]
+    assert finding.severity == "error" and finding.message.endswith(
+        "did you mean backend.extra_load.num_hidden_layers?"
+    )
+    assert "from_pretrained() and the llama config" in finding.message
+    unknown_model = compose_config("model=someone/not-downloaded", "+backend.extra_load.num_hidden_layers=1")
+    (unread,) = [f for f in validate(unknown_model, NO_GPU) if f.param == "backend.extra_load.num_hidden_layers"]
+    assert unread.severity == "warning" and "which lem could not read before the model is prepared" in unread.message

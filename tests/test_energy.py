@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from zeus_seams import fake_gpus, fake_rapl
+from zeus_seams import SimulatedGpu, fake_rapl, simulated_gpus
 
 from lem.config.schema import BaselineConfig, ThermalConfig
 from lem.energy.baseline import Baseline, get_baseline, measure_idle
@@ -19,7 +19,7 @@ from lem.metrics import domain_energies, energy_metrics
 
 
 def test_gpu_counter_window_is_power_times_time() -> None:
-    with fake_gpus([100.0, 250.0]):
+    with simulated_gpus(SimulatedGpu(power_w=100.0), SimulatedGpu(power_w=250.0)):
         meter = EnergyMeter([0, 1], meter_gpu=True, meter_cpu=False, power_model=None)
         meter.begin("w")
         time.sleep(0.5)
@@ -31,7 +31,7 @@ def test_gpu_counter_window_is_power_times_time() -> None:
 
 
 def test_meter_reads_only_the_gpus_the_run_uses() -> None:
-    with fake_gpus([100.0, 250.0]):
+    with simulated_gpus(SimulatedGpu(power_w=100.0), SimulatedGpu(power_w=250.0)):
         meter = EnergyMeter([1], meter_gpu=True, meter_cpu=False, power_model=None)
         meter.begin("w")
         window = meter.end("w")
@@ -74,7 +74,7 @@ def test_power_model_formula() -> None:
 def test_measured_idle_baseline_and_cache_ttl(tmp_path: Path) -> None:
     cache = tmp_path / "baselines.json"
     config = BaselineConfig(method="cache", duration_s=0.3, cache_ttl_seconds=60.0, sample_interval_s=0.05)
-    with fake_gpus([42.0]):
+    with simulated_gpus(SimulatedGpu(power_w=42.0)):
         meter = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
         first = get_baseline(meter, config, cache, "dev-A")
         assert not first.from_cache and first.power_w["gpu0"] == pytest.approx(42.0, abs=0.5)
@@ -132,7 +132,7 @@ def test_net_energy_subtracts_baseline_over_the_same_window_per_domain() -> None
 
 
 def test_sampler_reaches_its_rate_and_records_gpu_power() -> None:
-    with fake_gpus([75.0]):
+    with simulated_gpus(SimulatedGpu(power_w=75.0, sm_clock_mhz=1410)):
         from lem.energy.devices import zeus_gpus
 
         sampler = TimeseriesSampler(zeus_gpus(), [0], sample_rate_hz=20.0)
@@ -141,19 +141,19 @@ def test_sampler_reaches_its_rate_and_records_gpu_power() -> None:
         sampler.stop()
     frame = sampler.to_frame()
     assert 15 <= len(frame) <= 25 and sampler.achieved_rate_hz() == pytest.approx(20.0, rel=0.2)
-    assert (frame["gpu0_power_w"] == 75.0).all() and frame["gpu0_sm_clock_mhz"].isna().all()
+    assert (frame["gpu0_power_w"] == 75.0).all() and (frame["gpu0_sm_clock_mhz"] == 1410.0).all()
     assert frame["time_s"].is_monotonic_increasing
 
 
 def test_measure_idle_samples_power_for_stability() -> None:
-    with fake_gpus([30.0]):
+    with simulated_gpus(SimulatedGpu(power_w=30.0)):
         meter = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
         baseline = measure_idle(meter, duration_s=0.25, sample_interval_s=0.05)
     assert baseline.power_w["gpu0"] == pytest.approx(30.0, abs=0.5) and "gpu0" in baseline.power_cv
 
 
 def test_thermal_floor_waits_for_idle_and_times_out() -> None:
-    with fake_gpus([100.0]) as gpus:
+    with simulated_gpus(SimulatedGpu(power_w=100.0)) as (gpu,):
         meter = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
         idle = measure_idle(meter, duration_s=0.1, sample_interval_s=0.05)
         assert idle.temperature_c == {"gpu0": 40.0}
@@ -161,10 +161,10 @@ def test_thermal_floor_waits_for_idle_and_times_out() -> None:
             enabled=True, temperature_margin_c=2.0, power_margin_w=5.0, timeout_s=0.5, poll_interval_s=0.05
         )
         assert wait_for_thermal_floor(meter, idle, hot).reached is True
-        gpus.gpus[0].temperature_c = 60  # still hot from the last job
+        gpu.temperature_c = 60  # still hot from the last job
         waited = wait_for_thermal_floor(meter, idle, hot)
         assert waited.reached is False and waited.waited_s >= 0.5 and waited.reason == "timed out"
-        gpus.gpus[0].temperature_c = 41
+        gpu.temperature_c = 41
         assert wait_for_thermal_floor(meter, idle, hot).reached is True
     cpu_only = EnergyMeter([], meter_gpu=False, meter_cpu=False, power_model=None)
     assert wait_for_thermal_floor(cpu_only, None, hot).reached is None

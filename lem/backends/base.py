@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lem.backends.registry import backend_spec
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 
@@ -39,21 +40,46 @@ class LoadInfo:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Generation:
+    """What one generate() call did: a record per prompt, in prompt order, and where its timings came from.
+
+    `timing_source` names the clock behind first-token and finish times: "batch" (the batch's start and end),
+    "engine_step" (lem's timestamps after each engine step), or an engine's own per-request stats.
+    """
+
+    records: list[RequestRecord]
+    timing_source: str
+
+
 ProgressCallback = Callable[[int], None]
 
 
 class Backend(Protocol):
-    """What every backend implements. `timing_source` says how first-token times were taken."""
+    """What every backend implements; it holds no per-call state: each call returns what it measured.
 
-    name: str
-    timing_source: str
+    A backend object serves one job. Its engine (the loaded model) can outlive the job: the next job's backend, built
+    from that job's config, takes it over with `adopt` when both have the same `engine_key`.
+    """
+
+    def engine_key(self) -> dict[str, Any]:
+        """Everything that shapes the loaded engine, as JSON-ready data: the arguments this backend passes to the
+        engine and the loader (translated from the config, never a hand-kept list of fields) and the model files'
+        fingerprint. Computed without loading anything."""
+        ...
 
     def load(self) -> LoadInfo:
         """Load the model (and tokenizer); called once, inside the metered load phase."""
         ...
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> list[RequestRecord]:
-        """Generate for every prompt, in order; `on_progress(n)` after each batch with the prompts it finished."""
+    def adopt(self, previous: Backend) -> None:
+        """Take over `previous`'s loaded engine instead of loading (same engine_key); `previous` is left empty, so
+        closing it releases nothing. Per-job state (caches that would flatter this job, peak-memory counters) is
+        reset; generation settings are this backend's own."""
+        ...
+
+    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
+        """Generate for every prompt; `on_progress(n)` after each batch with the prompts it finished."""
         ...
 
     def peak_memory_bytes(self) -> int | None:
@@ -65,23 +91,28 @@ class Backend(Protocol):
         ...
 
 
-#: Backends lem can run, as "module:class"; the others are configurable and validated but not yet runnable.
-_IMPLEMENTATIONS = {
-    "pytorch": "lem.backends.pytorch.backend:PyTorchBackend",
-    "vllm": "lem.backends.vllm.backend:VLLMBackend",
-    "tensorrt": "lem.backends.tensorrt.backend:TensorRTBackend",
-}
-
-
 def create_backend(config: ExperimentConfig, model_path: str, gpu_indices: list[int]) -> Backend:
-    """Import the configured backend's module (only now: it pulls in torch/vllm) and construct it."""
-    name = config.backend.name
-    if name not in _IMPLEMENTATIONS:
+    """Import the configured backend's module (only now: it pulls in torch/vllm) and construct it.
+
+    A module whose engine package is missing or broken is a one-line LemError with the spec's install hint.
+    """
+    spec = backend_spec(config.backend.name)
+    module_name, _, class_name = spec.implementation.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as ex:
         raise LemError(
-            f"backend={name}: the config is valid, but lem cannot run this backend yet (see the README's "
-            f"support table); use backend=pytorch",
+            f"backend={spec.name}: the {spec.package} package cannot be imported here ({ex}); {spec.install_hint}",
+            phase="load",
+        ) from ex
+    return getattr(module, class_name)(config, model_path, gpu_indices)
+
+
+def require_leading_gpus(engine: str, gpu_indices: list[int]) -> None:
+    """Engines that take the first visible GPUs: refuse `gpus` naming others, with the CUDA_VISIBLE_DEVICES fix."""
+    if gpu_indices != list(range(len(gpu_indices))):
+        raise LemError(
+            f"gpus={gpu_indices}: {engine} uses the first {len(gpu_indices)} visible GPU(s); select them with "
+            f"CUDA_VISIBLE_DEVICES={','.join(map(str, gpu_indices))} and gpus=null",
             phase="load",
         )
-    module_name, _, class_name = _IMPLEMENTATIONS[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(config, model_path, gpu_indices)

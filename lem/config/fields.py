@@ -23,6 +23,7 @@ def param(
     maps_to: str | None = None,
     note: str | None = None,
     unsupported: str | None = None,
+    hashed: bool = True,
 ) -> Any:
     """A dataclass field whose metadata describes the parameter.
 
@@ -30,6 +31,8 @@ def param(
     `maps_to` names the backend API argument the value is passed to (e.g. `EngineArgs.max_num_seqs`);
     `note` records a caveat shown in the docs; `unsupported` says why the backend no longer accepts the parameter:
     such a field is kept for config compatibility, never passed on, and a non-null value is an error finding.
+    `hashed=False` marks a parameter (or a whole section) that changes nothing about what is measured: it is left out
+    of the config hash, so campaign resume still recognises a finished job when only such a value changed.
     """
     metadata = {
         "description": description,
@@ -40,6 +43,7 @@ def param(
         "maps_to": maps_to,
         "note": note,
         "unsupported": unsupported,
+        "hashed": hashed,
     }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)

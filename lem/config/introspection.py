@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lem.backends.pytorch.config import PyTorchConfig
-from lem.backends.tensorrt.config import TensorRTConfig
-from lem.backends.vllm.config import VLLMConfig
-from lem.config.machine import MachineFacts
-from lem.config.schema import BackendConfig, ExperimentConfig
-
-BACKEND_CONFIGS: dict[str, type[BackendConfig]] = {
-    "pytorch": PyTorchConfig,
-    "vllm": VLLMConfig,
-    "tensorrt": TensorRTConfig,
-}
-#: The package each backend imports at load time.
-BACKEND_PACKAGES = {"pytorch": "transformers", "vllm": "vllm", "tensorrt": "tensorrt_llm"}
+from lem.backends.registry import BACKENDS
+from lem.config.machine import SkipCondition
+from lem.config.schema import ExperimentConfig
 
 
 @dataclass(frozen=True)
@@ -87,79 +77,20 @@ def get_experiment_params() -> dict[str, ParamInfo]:
     return {key: _info(key, f) for key, f in iter_fields(ExperimentConfig)}
 
 
+def get_option_params(group: str, cls: type) -> dict[str, ParamInfo]:
+    """Every parameter of one option of a config group (its class `cls`), keyed `<group>.<param>`."""
+    return {f"{group}.{key}": _info(f"{group}.{key}", f) for key, f in iter_fields(cls) if key != "name"}
+
+
 def get_backend_params(backend: str) -> dict[str, ParamInfo]:
     """Every parameter of one backend, keyed `<backend>.<param>` (set on the command line as `backend.<param>`)."""
     try:
-        cls = BACKEND_CONFIGS[backend]
+        cls = BACKENDS[backend].config
     except KeyError:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CONFIGS)}") from None
-    return {f"{backend}.{key}": _info(f"{backend}.{key}", f) for key, f in iter_fields(cls) if key != "name"}
-
-
-@dataclass(frozen=True)
-class SkipCondition:
-    """A parameter value that cannot be exercised on some machines; `applies(facts)` is True where it cannot."""
-
-    param: str
-    value: Any
-    reason: str
-    applies: Callable[[MachineFacts], bool]
-
-
-def _min_compute_capability(facts: MachineFacts) -> tuple[int, int] | None:
-    return min((g.compute_capability for g in facts.gpus), default=None)
-
-
-def _below_sm89(facts: MachineFacts) -> bool:
-    cc = _min_compute_capability(facts)
-    return cc is None or cc < (8, 9)
-
-
-def _needs_cuda_and(package: str) -> Callable[[MachineFacts], bool]:
-    return lambda facts: not facts.gpus or not facts.has(package)
-
-
-def _needs_gpus(count: int) -> Callable[[MachineFacts], bool]:
-    return lambda facts: len(facts.gpus) < count
-
-
-_FP8 = "needs a GPU of compute capability 8.9 or newer (Ada, Hopper)"
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}") from None
+    return get_option_params(backend, cls)
 
 
 def get_param_skip_conditions() -> dict[str, SkipCondition]:
     """Parameter values that need particular hardware or packages, keyed `<backend>.<param>=<value>`."""
-    conditions = [
-        SkipCondition("vllm.kv_cache_dtype", "fp8", f"fp8 KV cache {_FP8}", _below_sm89),
-        SkipCondition("vllm.kv_cache_dtype", "fp8_e4m3", f"fp8 KV cache {_FP8}", _below_sm89),
-        SkipCondition("vllm.quantization", "fp8", f"fp8 weights {_FP8}", _below_sm89),
-        SkipCondition("tensorrt.quantization", "fp8", f"fp8 quantization {_FP8}", _below_sm89),
-        SkipCondition("tensorrt.kv_cache_quantization", "fp8", f"fp8 KV cache {_FP8}", _below_sm89),
-        SkipCondition("tensorrt.gemm_plugin", "fp8", f"the fp8 GEMM plugin {_FP8}", _below_sm89),
-        SkipCondition(
-            "pytorch.attn_implementation",
-            "flash_attention_2",
-            "flash_attention_2 needs the flash_attn package and a CUDA GPU",
-            _needs_cuda_and("flash_attn"),
-        ),
-        SkipCondition(
-            "pytorch.quantization",
-            "bnb_4bit",
-            "bitsandbytes 4-bit needs the bitsandbytes package and a CUDA GPU",
-            _needs_cuda_and("bitsandbytes"),
-        ),
-        SkipCondition(
-            "pytorch.quantization",
-            "bnb_8bit",
-            "bitsandbytes 8-bit needs the bitsandbytes package and a CUDA GPU",
-            _needs_cuda_and("bitsandbytes"),
-        ),
-        SkipCondition("vllm.tensor_parallel_size", 2, "tensor parallelism over 2 needs 2 visible GPUs", _needs_gpus(2)),
-        SkipCondition("tensorrt.tp_size", 2, "tensor parallelism over 2 needs 2 visible GPUs", _needs_gpus(2)),
-        SkipCondition(
-            "tensorrt.name",
-            "tensorrt",
-            "TensorRT-LLM needs an NVIDIA GPU and the tensorrt_llm package",
-            _needs_cuda_and("tensorrt_llm"),
-        ),
-    ]
-    return {f"{c.param}={c.value}": c for c in conditions}
+    return {f"{c.param}={c.value}": c for spec in BACKENDS.values() for c in spec.skip_conditions}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from lem.backends.registry import BACKENDS
 from lem.config.introspection import (
-    BACKEND_CONFIGS,
     ParamInfo,
     get_backend_params,
     get_experiment_params,
+    get_option_params,
     get_param_skip_conditions,
 )
-from lem.config.schema import CURRENT_SCHEMA_VERSION
+from lem.config.schema import CURRENT_SCHEMA_VERSION, SCENARIOS
 
 
 def _cell(value: Any) -> str:
@@ -59,12 +60,19 @@ def render_reference() -> str:
         "",
         *_table(get_experiment_params(), ""),
     ]
-    for backend in BACKEND_CONFIGS:
+    for backend in BACKENDS:
         lines += [
             "",
             f"## Backend `{backend}` (`backend={backend}`)",
             "",
             *_table(get_backend_params(backend), "backend."),
+        ]
+    for name, scenario in SCENARIOS.items():
+        lines += [
+            "",
+            f"## Scenario `{name}` (`scenario={name}`)",
+            "",
+            *_table(get_option_params("scenario", scenario), ""),
         ]
     lines += [
         "",

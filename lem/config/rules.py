@@ -1,4 +1,4 @@
-"""Semantic validation: every rule in one place, each returning findings (code, severity, param, message).
+"""Semantic validation: the rules every backend shares (each backend's own live in its rules.py, listed by its spec).
 
 Hydra's structured config already rejects unknown keys and wrong types; these rules catch values that are
 well-typed but out of range, impossible together, or impossible on this machine. Warnings never block a run;
@@ -7,32 +7,22 @@ errors always do. Messages name the key, the value and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+import difflib
+from collections.abc import Iterable
+from dataclasses import fields, is_dataclass
+from typing import Any
 
-from lem.backends.pytorch.config import PyTorchConfig
-from lem.backends.tensorrt.config import TensorRTConfig
-from lem.backends.vllm.config import VLLMConfig
-from lem.config.introspection import BACKEND_PACKAGES, get_param_skip_conditions, iter_fields
+from lem.backends.escape_hatches import Accepted, escape_hatch_fields, typed_keywords
+from lem.backends.registry import BACKENDS
+from lem.config.decoder import resolved_decoder
+from lem.config.findings import Finding, Rule, errors
+from lem.config.introspection import iter_fields
 from lem.config.machine import MachineFacts
-from lem.config.schema import CURRENT_SCHEMA_VERSION, DECODER_PRESETS, SAMPLING_FIELDS, ExperimentConfig
+from lem.config.scenario_rules import RULES as SCENARIO_RULES
+from lem.config.schema import CURRENT_SCHEMA_VERSION, SAMPLING_FIELDS, ExperimentConfig
 
-Severity = Literal["info", "warning", "error"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One validation result; `param` is the Hydra key it concerns."""
-
-    code: str
-    severity: Severity
-    param: str
-    message: str
-
-    def line(self) -> str:
-        """One printable line."""
-        return f"{self.severity.upper()} [{self.code}] {self.param}: {self.message}"
+#: The validation API: `validate` gives the findings, `errors` picks the blocking ones.
+__all__ = ["Finding", "errors", "validate"]
 
 
 def _get(obj: Any, dotted: str) -> Any:
@@ -45,6 +35,8 @@ def _field_findings(config: ExperimentConfig) -> Iterable[Finding]:
     """Allowed values and numeric bounds, read from each field's `param` metadata."""
     leaves = [(key, f, _get(config, key)) for key, f in iter_fields(ExperimentConfig)]
     leaves += [(f"backend.{key}", f, _get(config.backend, key)) for key, f in iter_fields(type(config.backend))]
+    scenario_fields = iter_fields(type(config.scenario), "scenario.")
+    leaves += [(key, f, _get(config, key)) for key, f in scenario_fields if key != "scenario.name"]
     for key, f, value in leaves:
         meta = f.metadata
         if value is None:
@@ -60,7 +52,7 @@ def _field_findings(config: ExperimentConfig) -> Iterable[Finding]:
                 yield Finding("OUT_OF_RANGE", "error", key, f"{value!r} must be {symbol} {bound}")
 
 
-def _schema_version(config: ExperimentConfig) -> Iterable[Finding]:
+def _schema_version(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     if config.schema_version is None:
         yield Finding(
             "SCHEMA_VERSION_MISSING",
@@ -81,12 +73,11 @@ def _schema_version(config: ExperimentConfig) -> Iterable[Finding]:
 
 def _skip_conditions(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     """Hardware/package requirements, from the same skip conditions that introspection publishes."""
-    backend = config.backend.name
-    for condition in get_param_skip_conditions().values():
-        owner, _, name = condition.param.partition(".")
-        if owner != backend or condition.value != getattr(config.backend, name) or not condition.applies(facts):
+    for condition in BACKENDS[config.backend.name].skip_conditions:
+        name = condition.param.partition(".")[2]
+        if condition.value != getattr(config.backend, name) or not condition.applies(facts):
             continue
-        if name in ("name", "tensor_parallel_size", "tp_size"):  # _backend_installed and _parallelism say these
+        if name == "name" or name in (config.backend.PARALLEL_KEYS or ()):  # _backend_installed, _parallelism
             continue
         yield Finding(
             "NEEDS_HARDWARE",
@@ -128,97 +119,119 @@ def _gpus(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
         )
 
 
-def _precision(config: ExperimentConfig) -> Iterable[Finding]:
-    backend = config.backend
-    if isinstance(backend, TensorRTConfig) and config.fp_precision == "float32":
-        yield Finding(
-            "TRT_FLOAT32",
-            "error",
-            "fp_precision",
-            "'float32' is not supported by lem's TensorRT-LLM backend; use fp_precision=float16 or bfloat16",
-        )
-    if isinstance(backend, VLLMConfig) and backend.dtype not in (None, "auto", config.fp_precision):
-        yield Finding(
-            "DTYPE_DIFFERS",
-            "warning",
-            "backend.dtype",
-            f"{backend.dtype!r} overrides fp_precision={config.fp_precision!r} for vLLM; "
-            f"drop backend.dtype to use fp_precision",
-        )
-
-
-def _context_length(config: ExperimentConfig) -> Iterable[Finding]:
-    needed = config.max_input_tokens + config.max_output_tokens
-    backend = config.backend
-    limits = []
-    if isinstance(backend, VLLMConfig):
-        limits.append(("backend.max_model_len", backend.max_model_len, needed))
-    if isinstance(backend, TensorRTConfig):
-        limits.append(("backend.max_seq_len", backend.max_seq_len, needed))
-        limits.append(("backend.max_input_len", backend.max_input_len, config.max_input_tokens))
-    for key, limit, need in limits:
-        if limit is not None and limit < need:
+def _greedy_sampling(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    if resolved_decoder(config)["do_sample"]:
+        return
+    for key in SAMPLING_FIELDS:
+        if getattr(config.decoder, key) is not None:
             yield Finding(
-                "CONTEXT_TOO_LONG",
-                "error",
-                key,
-                f"{limit} is smaller than the {need} tokens the workload needs (max_input_tokens="
-                f"{config.max_input_tokens}, max_output_tokens={config.max_output_tokens}); raise {key} "
-                f"or lower the token limits",
+                "SAMPLING_WHILE_GREEDY",
+                "warning",
+                f"decoder.{key}",
+                "is ignored because decoding is greedy; set decoder.do_sample=true or a sampling "
+                "decoder.preset (standard, creative, factual)",
             )
 
 
-def resolved_decoder(config: ExperimentConfig) -> dict[str, Any]:
-    """Decoder settings with the preset applied to every field left null."""
-    decoder = asdict(config.decoder)
-    preset = DECODER_PRESETS.get(decoder.pop("preset") or "", {})
-    resolved = {k: (v if v is not None else preset.get(k)) for k, v in decoder.items()}
-    resolved["do_sample"] = bool(resolved["do_sample"])
-    return resolved
+def _typed_field(config: ExperimentConfig, target: str, key: str) -> str | None:
+    """The typed backend field that an escape-hatch key passed to `target` would duplicate, if any."""
+    cls = type(config.backend)
+    typed = typed_keywords(cls, target)
+    if key in typed:
+        return typed[key]
+    return key if key in {f.name for f in fields(cls)} - {"name"} else None
 
 
-def decoder_values(config: ExperimentConfig) -> tuple[bool, dict[str, Any]]:
-    """(whether decoding samples, the decoder values a backend passes on): the sampling fields only when sampling,
-    repetition_penalty either way, nothing left null. How greedy decoding is spelled is each backend's business."""
-    decoder = resolved_decoder(config)
-    sample = decoder.pop("do_sample")
-    return sample, {k: v for k, v in decoder.items() if v is not None and (sample or k == "repetition_penalty")}
-
-
-def _greedy_sampling(config: ExperimentConfig) -> Iterable[Finding]:
-    if resolved_decoder(config)["do_sample"]:
-        return
-    set_fields = [f"decoder.{k}" for k in SAMPLING_FIELDS if getattr(config.decoder, k) is not None]
-    backend = config.backend
-    if isinstance(backend, PyTorchConfig):
-        set_fields += [
-            f"backend.{k}" for k in ("typical_p", "epsilon_cutoff", "eta_cutoff") if getattr(backend, k) is not None
-        ]
-    for key in set_fields:
-        yield Finding(
-            "SAMPLING_WHILE_GREEDY",
-            "warning",
-            key,
-            "is ignored because decoding is greedy; set decoder.do_sample=true or a sampling "
-            "decoder.preset (standard, creative, factual)",
-        )
-
-
-def _extra_duplicates(config: ExperimentConfig) -> Iterable[Finding]:
-    backend = config.backend
-    typed = {f.name for f in fields(backend)} - {"name"}
-    for hatch in ("extra", "extra_load", "extra_build_args", "extra_runtime_args"):
-        for key in getattr(backend, hatch, None) or {}:
-            if key in typed:
+def _extra_duplicates(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """Escape-hatch keys that a typed field sets (by its name, or as the engine keyword it maps to)."""
+    for hatch, target in escape_hatch_fields(type(config.backend)).items():
+        for key in getattr(config.backend, hatch):
+            typed = _typed_field(config, target, key)
+            if typed is not None:
                 yield Finding(
                     "EXTRA_DUPLICATES_FIELD",
                     "error",
                     f"backend.{hatch}.{key}",
-                    f"duplicates the typed field backend.{key}; set backend.{key} instead",
+                    f"duplicates the typed field backend.{typed}; set backend.{typed} instead",
                 )
 
 
-def _unsupported(config: ExperimentConfig) -> Iterable[Finding]:
+def _unknown_engine_key(hatch: str, key: str, accepted: Accepted, typed: dict[str, str]) -> Finding:
+    close = difflib.get_close_matches(key, sorted(accepted.names), n=1)
+    if close and close[0] in typed:
+        hint = f"did you mean backend.{typed[close[0]]}?"
+    elif close:
+        hint = f"did you mean backend.{hatch}.{close[0]}?"
+    else:
+        hint = f"see {accepted.where} for the valid names"
+    caveat = f" ({accepted.caveat})" if accepted.caveat else ""
+    return Finding(
+        "UNKNOWN_ENGINE_ARG",
+        "warning" if accepted.caveat else "error",
+        f"backend.{hatch}.{key}",
+        f"{key!r} is not an argument of {accepted.where}{caveat}; {hint}",
+    )
+
+
+def _read_keywords(config: ExperimentConfig, facts: MachineFacts, hatch: str) -> Accepted | str:
+    """What the installed engine accepts in `hatch`, or why it cannot be read here."""
+    spec = BACKENDS[config.backend.name]
+    if not facts.has(spec.package):
+        return f"the {spec.package} package is not installed here"
+    try:
+        return spec.keyword_readers[hatch](config)
+    except Exception as ex:  # an engine's import can fail in any way (CUDA libraries, MPI, versions)
+        return " ".join(str(ex).split())[:300]
+
+
+def _escape_hatch_keys(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """Escape-hatch keys against what the installed engine accepts, before anything loads. Reading that imports the
+    engine (vLLM: about 5 s), so only a hatch the config fills is read; where the engine cannot be imported, a
+    warning says the keys were not checked. Keys of a typed field are _extra_duplicates' business."""
+    cls = type(config.backend)
+    for hatch, target in escape_hatch_fields(cls).items():
+        keys = [k for k in getattr(config.backend, hatch) if _typed_field(config, target, k) is None]
+        if not keys:
+            continue
+        listed = ", ".join(keys)
+        accepted = _read_keywords(config, facts, hatch)
+        if isinstance(accepted, str):
+            message = f"{listed}: not checked before load ({accepted}); the engine checks them when it loads"
+            yield Finding("ENGINE_ARGS_NOT_CHECKED", "warning", f"backend.{hatch}", message)
+            continue
+        typed = typed_keywords(cls, target)
+        unknown = [_unknown_engine_key(hatch, k, accepted, typed) for k in keys if k not in accepted.names]
+        yield from unknown
+        if not unknown:
+            message = f"{listed}: checked against {accepted.where}"
+            yield Finding("ENGINE_ARGS_CHECKED", "info", f"backend.{hatch}", message)
+
+
+def _added_keys(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """Keys that a `+key=value` override added where no parameter is declared: Hydra adds them to the structured
+    config without complaint, and nothing would ever read them."""
+
+    def walk(node: Any, prefix: str) -> Iterable[Finding]:
+        declared = [f.name for f in fields(node)]
+        for name, value in vars(node).items():
+            if name in declared:
+                if is_dataclass(value):
+                    yield from walk(value, f"{prefix}{name}.")
+                continue
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"did you mean '{prefix}{close[0]}'? " if close else ""
+            of = f" of backend={config.backend.name}" if prefix == "backend." else ""
+            yield Finding(
+                "UNKNOWN_KEY",
+                "error",
+                f"{prefix}{name}",
+                f"no such parameter{of}; {hint}run `python -m lem --cfg job` to list the valid keys",
+            )
+
+    yield from walk(config, "")
+
+
+def _unsupported(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     """Fields kept for config compatibility that the backend no longer accepts: never passed on, never dropped."""
     for key, f in iter_fields(type(config.backend)):
         reason = f.metadata.get("unsupported")
@@ -232,59 +245,41 @@ def _unsupported(config: ExperimentConfig) -> Iterable[Finding]:
             )
 
 
-def _trt_quantization(config: ExperimentConfig) -> Iterable[Finding]:
-    backend = config.backend
-    if not isinstance(backend, TensorRTConfig) or backend.quantization not in ("int4_awq", "int4_gptq"):
-        return
-    if backend.calib_dataset is None and not backend.quantized_checkpoint:
-        yield Finding(
-            "QUANT_NEEDS_CALIBRATION",
-            "error",
-            "backend.quantization",
-            f"{backend.quantization!r} needs calibration data or a pre-quantized checkpoint; set "
-            f"backend.calib_dataset=... or backend.quantized_checkpoint=true",
-        )
-
-
 def _backend_installed(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
-    package = BACKEND_PACKAGES[config.backend.name]
-    if not facts.has(package):
+    spec = BACKENDS[config.backend.name]
+    if not facts.has(spec.package):
         yield Finding(
             "BACKEND_NOT_INSTALLED",
             "warning",
             "backend",
-            f"{config.backend.name!r} needs the {package} package, which is not installed here; the run "
-            f"will fail at load (see docs/backends.md for how to install it)",
+            f"{spec.name!r} needs the {spec.package} package, which is not installed here; the run will fail at "
+            f"load ({spec.install_hint})",
         )
 
 
-_RULES: tuple[Callable[..., Iterable[Finding]], ...] = (
+#: Rules for every backend; each backend's own come from its spec.
+_RULES: tuple[Rule, ...] = (
     _schema_version,
-    _precision,
-    _context_length,
+    _added_keys,
     _greedy_sampling,
     _extra_duplicates,
+    _escape_hatch_keys,
     _unsupported,
-    _trt_quantization,
-)
-_MACHINE_RULES: tuple[Callable[..., Iterable[Finding]], ...] = (
     _skip_conditions,
     _parallelism,
     _gpus,
     _backend_installed,
+    *SCENARIO_RULES,
 )
 
 
 def validate(config: ExperimentConfig, facts: MachineFacts) -> list[Finding]:
     """All findings for `config` on a machine described by `facts`; field-range errors come first."""
+    name = config.backend.name
+    if name not in BACKENDS:
+        choices = ", ".join(sorted(BACKENDS))
+        return [Finding("INVALID_VALUE", "error", "backend.name", f"{name!r} is not a backend; use one of: {choices}")]
     findings = list(_field_findings(config))
-    for rule in _RULES:
-        findings.extend(rule(config))
-    for machine_rule in _MACHINE_RULES:
-        findings.extend(machine_rule(config, facts))
+    for rule in (*_RULES, *BACKENDS[name].rules):
+        findings.extend(rule(config, facts))
     return findings
-
-
-def errors(findings: Iterable[Finding]) -> list[Finding]:
-    """The findings that block a run."""
-    return [f for f in findings if f.severity == "error"]

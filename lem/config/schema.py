@@ -35,7 +35,14 @@ class BackendConfig:
     #: The (tensor, pipeline) parallel size fields of a backend that spreads one engine over GPUs; None elsewhere.
     PARALLEL_KEYS: ClassVar[tuple[str, str] | None] = None
 
-    name: str = param(MISSING, description="Backend implementation.", choices=("pytorch", "vllm", "tensorrt"))
+    name: str = param(MISSING, description="Backend implementation (set by the `backend` group option).")
+    reuse: bool = param(
+        True,
+        description="Keep the loaded engine for the next job of a sweep run in this process when its engine key "
+        "(the translated engine and loader arguments and the model files) is the same; false loads every job anew.",
+        maps_to="lem engine reuse",
+        hashed=False,
+    )
 
     def gpus_spanned(self) -> int:
         """GPUs one engine spans: tensor x pipeline parallel size (1 where the backend has no such fields)."""
@@ -177,12 +184,107 @@ class CampaignConfig:
 
 
 @dataclass
+class ImpactConfig:
+    """Inputs of the CO2e and cost figures per 1M output tokens (lem/impact.py); stored beside the figures.
+
+    Not part of the config hash: they change nothing about what is measured, so campaign resume still recognises a
+    finished job. A null input leaves its figures null; nothing is guessed.
+    """
+
+    grid_intensity_g_per_kwh: float | None = param(
+        None, description="Carbon intensity of the electricity, g CO2e per kWh; null = no CO2e figures.", ge=0.0
+    )
+    pue: float = param(
+        1.0, description="Power usage effectiveness of the facility: the energy figures are multiplied by it.", ge=1.0
+    )
+    price_per_kwh: float | None = param(
+        None, description="Electricity price per kWh (in `currency`); null = no energy cost figures.", ge=0.0
+    )
+    gpu_hour_price: float | None = param(
+        None,
+        description="Instance price per GPU-hour (in `currency`): the instance cost is this x the GPUs the run used "
+        "x the measured window; null = no instance cost.",
+        ge=0.0,
+    )
+    currency: str = param("USD", description="Currency of price_per_kwh and gpu_hour_price (a label: no conversion).")
+
+
+#: Backends that can run as a live server under load (scenario=serving); lem.serving.launch starts each one's server.
+SERVING_BACKENDS = ("vllm",)
+
+
+@dataclass
+class ScenarioConfig:
+    """Base of the `scenario` group options: how requests reach the engine."""
+
+    name: str = param(
+        "offline",
+        description="'offline': every prompt handed to the engine in batches; 'serving': the backend's own server, "
+        f"started by lem, under a stated load (backends: {', '.join(SERVING_BACKENDS)}). Set by the `scenario` "
+        "group option (`scenario=serving`); the serving keys (scenario.request_rate, ...): docs/serving.md.",
+        choices=("offline", "serving"),
+    )
+
+
+@dataclass
+class OfflineScenario(ScenarioConfig):
+    """`scenario=offline` (the default): the measured window generates for every prompt, in batches."""
+
+    name: str = param("offline", description="Scenario (set by the `scenario` group option).", choices=("offline",))
+
+
+@dataclass
+class ServingScenario(ScenarioConfig):
+    """`scenario=serving`: the backend's server under load from lem's process, measured over a steady-state window
+    (lem.serving.window): from the completion of the first `ramp_up_requests` requests to the send of the last."""
+
+    name: str = param("serving", description="Scenario (set by the `scenario` group option).", choices=("serving",))
+    request_rate: float = param(
+        4.0,
+        description="Target requests per second: Poisson arrivals seeded with random_seed; inf = all at once "
+        "(written to results.json as the string 'inf').",
+        gt=0.0,
+    )
+    max_concurrency: int | None = param(
+        None, description="Requests in flight at most (a request waits for a slot); null = no limit.", ge=1
+    )
+    num_requests: int = param(64, description="Requests sent; request i uses prompt i mod num_input_prompts.", ge=3)
+    ramp_up_requests: int = param(
+        8,
+        description="The window opens when this many requests have completed (ramp-up); where every request was "
+        "sent before that, it closes when all but this many have completed (drain). num_requests must exceed twice it.",
+        ge=1,
+    )
+    drain: str = param(
+        "wait",
+        description="After the window closes: 'wait' for the requests in flight, or 'cancel' them (they are "
+        "recorded as cancelled).",
+        choices=("wait", "cancel"),
+    )
+    ttft_slo_s: float = param(1.0, description="SLO on time to first token, seconds (goodput).", gt=0.0)
+    tpot_slo_s: float = param(
+        0.1, description="SLO on time per output token after the first, seconds (goodput).", gt=0.0
+    )
+    server_start_timeout_s: float = param(
+        600.0, description="Seconds the server may take to answer /health before the run fails (load phase).", gt=0.0
+    )
+    request_timeout_s: float = param(
+        300.0, description="Seconds a request may wait for its next streamed chunk before the run fails.", gt=0.0
+    )
+
+
+#: The `scenario` group options.
+SCENARIOS: dict[str, type[ScenarioConfig]] = {"offline": OfflineScenario, "serving": ServingScenario}
+
+
+@dataclass
 class ExperimentConfig:
     """One experiment: a model, a backend configuration and a fixed prompt workload."""
 
     backend: BackendConfig = MISSING
+    scenario: ScenarioConfig = MISSING
     schema_version: str | None = param(None, description=f"Config schema version; current is {CURRENT_SCHEMA_VERSION}.")
-    config_name: str | None = param(None, description="Free label stored in the results.")
+    config_name: str | None = param(None, description="Free label stored in the results.", hashed=False)
     model: str = param(
         TINY_MODEL_ID,
         description=f"Hugging Face model id (from the local cache) or local path; "
@@ -197,7 +299,13 @@ class ExperimentConfig:
         "so every backend emits the same token count.",
     )
     num_input_prompts: int = param(100, description="Prompts in the measured window.", ge=1)
-    fp_precision: str = param("float32", description="Weights and activations precision.", choices=FP_PRECISIONS)
+    fp_precision: str = param(
+        "auto",
+        description="Weights and activations precision. 'auto': on a GPU the checkpoint's dtype when it is 16-bit, "
+        "else bfloat16 (float16 where a GPU lacks bfloat16); on CPU float32; TensorRT-LLM never float32. The "
+        "resolved value is in results.json (backend.settings.fp_precision).",
+        choices=("auto", *FP_PRECISIONS),
+    )
     random_seed: int = param(42, description="Seed for prompt selection and sampling.")
     dataset: DatasetConfig = param(description="Prompt source.", default_factory=DatasetConfig)
     decoder: DecoderConfig = param(description="Decoding settings.", default_factory=DecoderConfig)
@@ -206,8 +314,11 @@ class ExperimentConfig:
     timeseries: TimeseriesConfig = param(description="Telemetry sampler settings.", default_factory=TimeseriesConfig)
     energy: EnergyConfig = param(description="Energy metering settings.", default_factory=EnergyConfig)
     thermal: ThermalConfig = param(description="Thermal floor before the window.", default_factory=ThermalConfig)
-    campaign: CampaignConfig = param(description="Campaign settings and position.", default_factory=CampaignConfig)
+    campaign: CampaignConfig = param(
+        description="Campaign settings and position.", default_factory=CampaignConfig, hashed=False
+    )
+    impact: ImpactConfig = param(description="CO2e and cost inputs.", default_factory=ImpactConfig, hashed=False)
     cache_dir: str | None = param(
         None, description="Cache for the tiny model and baselines; null = $LEM_CACHE_DIR or ~/.cache/lem."
     )
-    dry_run: bool = param(False, description="Compose, validate and print findings; load nothing.")
+    dry_run: bool = param(False, description="Compose, validate and print findings; load nothing.", hashed=False)

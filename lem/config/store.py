@@ -6,8 +6,8 @@ from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
-from lem.config.introspection import BACKEND_CONFIGS
-from lem.config.schema import ExperimentConfig
+from lem.backends.registry import BACKENDS
+from lem.config.schema import SCENARIOS, ExperimentConfig
 
 SCHEMA_NAME = "lem_schema"
 #: conf/ at the repository root: the primary config and the experiment, campaign and launcher presets.
@@ -15,17 +15,16 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def register_configs() -> None:
-    """Store `lem_schema` (ExperimentConfig), `backend/<name>` per backend and `hydra/sweeper=lem_campaign`."""
+    """Store `lem_schema` (ExperimentConfig), `backend/<name>` per backend and `scenario/<name>` per scenario.
+
+    `hydra/sweeper=lem_campaign` is not stored here: the plugin module stores it when Hydra's plugin scan imports it.
+    """
     store = ConfigStore.instance()
     store.store(name=SCHEMA_NAME, node=ExperimentConfig)
-    for name, cls in BACKEND_CONFIGS.items():
-        store.store(group="backend", name=name, node=cls)
-    from hydra.core.plugins import Plugins
-
-    from hydra_plugins.lem_campaign.sweeper import CampaignSweeper, CampaignSweeperConf
-
-    store.store(group="hydra/sweeper", name="lem_campaign", node=CampaignSweeperConf, provider="lem")
-    Plugins.instance().register(CampaignSweeper)  # also where namespace scanning misses an editable install
+    for name, spec in BACKENDS.items():
+        store.store(group="backend", name=name, node=spec.config)
+    for name, scenario in SCENARIOS.items():
+        store.store(group="scenario", name=name, node=scenario)
 
 
 def compose_config(*overrides: str) -> ExperimentConfig:

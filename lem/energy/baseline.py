@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from lem.atomic import write_json_atomic
 from lem.config.schema import BaselineConfig
 from lem.energy.meter import EnergyMeter
+from lem.numbers import coefficient_of_variation
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,6 @@ def _load_cache(cache_file: Path) -> dict[str, dict]:
         return {}
 
 
-def _cv(values: list[float]) -> float:
-    mean = statistics.fmean(values)
-    return statistics.pstdev(values) / mean if len(values) > 1 and mean > 0 else 0.0
-
-
 def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float) -> Baseline:
     """Mean power of every hardware domain over `duration_s` seconds of idling (energy / time).
 
@@ -65,7 +60,7 @@ def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float
     }
     return Baseline(
         power_w=power,
-        power_cv={k: _cv(v) for k, v in samples.items() if v},
+        power_cv={k: coefficient_of_variation(v) for k, v in samples.items() if v},
         temperature_c=meter.temperatures_c(),
         measured_at=time.time(),
         duration_s=window.duration_s,

@@ -1,7 +1,10 @@
-"""EnergyMeter: one Zeus window over exactly the GPUs and CPU packages a run uses, each figure with its source.
+"""EnergyMeter: one window over exactly the GPUs and CPU packages a run uses, each figure with its source.
 
-Sources: `counter` (NVML energy counter, RAPL), `power_integration` (Zeus integrates NVML power for GPUs older
-than Volta), `estimate` (CpuPowerModel, only where no CPU counter exists and the config asks for it).
+Sources: `counter` (NVML energy counter through Zeus, RAPL), `power_integration` (GPUs older than Volta have no
+counter: lem's sampler reads their power through the window and integrates it), `estimate` (CpuPowerModel, only
+where no CPU counter exists and the config asks for it). Zeus is given only the GPUs with a counter, so its
+PowerMonitor (spawned pollers) never starts: lem's sampler is the one poller, the window's timeseries sampler where
+one runs, else the meter's own for that window.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from lem.energy.devices import zeus_gpus, zeus_sees_nvml_indices
 from lem.energy.estimate import CpuPowerModel
+from lem.energy.sampler import TimeseriesSampler
 
 if TYPE_CHECKING:
     from zeus.device.gpu.common import GPUs
@@ -22,22 +27,37 @@ Source = Literal["counter", "power_integration", "estimate", "unavailable"]
 class DomainReading:
     """Energy of one domain over one window. `domain` is `gpu<i>`, `cpu<i>`, `dram<i>` or `host_cpu`.
 
-    `estimated_net_j` is set only for estimates: the model's energy above its own idle power.
+    `estimated_net_j` is set only for estimates: the model's energy above its own idle power. `sample_rate_hz` only
+    for `power_integration`: the power samples per second the integration achieved.
     """
 
     domain: str
     source: Source
     energy_j: float | None
     estimated_net_j: float | None = None
+    sample_rate_hz: float | None = None
 
 
 @dataclass(frozen=True)
 class WindowReading:
-    """One closed window: its duration (seconds) and a reading per domain."""
+    """One closed window: its duration (seconds), a reading per domain, and what went wrong in it (quality flags,
+    e.g. `energy_counter_backwards:gpu0`)."""
 
     duration_s: float
     cpu_time_s: float
     domains: tuple[DomainReading, ...]
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _OpenWindow:
+    """A window between begin and end: its start (`time.time()`), process CPU time then, and the sampler that
+    integrates GPUs without a counter (`owned`: started by the meter for this window)."""
+
+    started_s: float
+    cpu_time_s: float
+    sampler: TimeseriesSampler | None
+    owned: bool
 
 
 def _torch_has_cuda() -> bool:
@@ -51,30 +71,42 @@ def _torch_has_cuda() -> bool:
 
 
 class EnergyMeter:
-    """Zeus's ZeusMonitor on the given GPUs (and RAPL packages), plus the labelled CPU estimate where configured."""
+    """Zeus's ZeusMonitor on the GPUs with an energy counter (and RAPL packages), lem's sampler for the GPUs without
+    one, plus the labelled CPU estimate where configured."""
 
     def __init__(
-        self, gpu_indices: list[int], *, meter_gpu: bool, meter_cpu: bool, power_model: CpuPowerModel | None
+        self,
+        gpu_indices: list[int],
+        *,
+        meter_gpu: bool,
+        meter_cpu: bool,
+        power_model: CpuPowerModel | None,
+        sample_rate_hz: float = 10.0,
     ) -> None:
         from zeus.monitor import ZeusMonitor
 
-        self._monitor = ZeusMonitor(gpu_indices=gpu_indices if meter_gpu else [], cpu_indices=None if meter_cpu else [])
-        self.gpu_indices: list[int] = list(self._monitor.gpu_indices)
+        self.gpu_indices: list[int] = list(gpu_indices) if meter_gpu else []
+        gpus = zeus_gpus() if self.gpu_indices else None
+        #: GPUs without an energy counter (before Volta): integrated from samples taken `sample_rate_hz` times a second.
+        self.integrated_gpus = [
+            i for i in self.gpu_indices if gpus is not None and not gpus.supports_get_total_energy_consumption(i)
+        ]
+        counter_gpus = [i for i in self.gpu_indices if i not in self.integrated_gpus]
+        with zeus_sees_nvml_indices():
+            self._monitor = ZeusMonitor(gpu_indices=counter_gpus, cpu_indices=None if meter_cpu else [])
         self.cpu_indices: list[int] = list(self._monitor.cpu_indices)
-        self._sync = bool(self.gpu_indices) and _torch_has_cuda()
+        self._sample_rate_hz = sample_rate_hz
+        #: The metered GPUs are CUDA devices of this process: lem's work holds them, and windows synchronise them.
+        self.on_cuda = bool(self.gpu_indices) and _torch_has_cuda()
         self.power_model = power_model if not self.cpu_indices else None
         #: CPU metering was asked for, but there is neither a counter nor an estimate: reported as unavailable.
         self._cpu_unavailable = meter_cpu and not self.cpu_indices and power_model is None
-        self._cpu_time0: dict[str, float] = {}
+        self._open: dict[str, _OpenWindow] = {}
 
     @property
     def gpus(self) -> GPUs:
         """Zeus's GPU collection the meter reads (for telemetry)."""
         return self._monitor.gpus
-
-    def gpu_source(self, index: int) -> Source:
-        """Where a GPU's energy comes from."""
-        return "counter" if self._monitor.gpus.supports_get_total_energy_consumption(index) else "power_integration"
 
     def measured_domains(self) -> list[str]:
         """Domains with a hardware source (what an idle baseline can be measured for)."""
@@ -85,18 +117,58 @@ class EnergyMeter:
         ]
         return domains
 
-    def begin(self, key: str) -> None:
-        """Open window `key` (after synchronising CUDA where GPUs are metered)."""
-        self._cpu_time0[key] = time.process_time()
-        self._monitor.begin_window(key, sync_execution=self._sync)
+    def _synchronise(self) -> None:
+        """Wait for the work queued on the metered GPUs (CUDA), as Zeus would for its own GPUs only."""
+        if self.on_cuda:
+            from zeus.utils.framework import sync_execution
+
+            sync_execution(self.gpu_indices)
+
+    def begin(self, key: str, sampler: TimeseriesSampler | None = None) -> None:
+        """Open window `key` (after synchronising CUDA). GPUs without a counter are integrated from `sampler` (running
+        and covering them: the window's timeseries sampler), or else from a sampler the meter starts here."""
+        self._synchronise()
+        owned = sampler is None and bool(self.integrated_gpus)
+        if owned:
+            sampler = TimeseriesSampler(self.gpus, self.integrated_gpus, self._sample_rate_hz)
+            sampler.start()
+        self._open[key] = _OpenWindow(time.time(), time.process_time(), sampler, owned)
+        self._monitor.begin_window(key, sync_execution=False)
+
+    def _integrated(self, index: int, window: _OpenWindow, duration_s: float) -> DomainReading:
+        """GPU `index`'s power over the window, integrated from the window's sampler."""
+        sampler = window.sampler
+        assert sampler is not None
+        if sampler.error is not None:
+            raise sampler.error  # the GPU stopped answering: the window's energy is lost
+        energy_j = sampler.energy_j(index, window.started_s, window.started_s + duration_s)
+        source: Source = "unavailable" if energy_j is None else "power_integration"
+        return DomainReading(f"gpu{index}", source, energy_j, sample_rate_hz=sampler.achieved_rate_hz())
 
     def end(self, key: str) -> WindowReading:
-        """Close window `key` and read every domain."""
-        measurement = self._monitor.end_window(key, sync_execution=self._sync)
-        cpu_time_s = time.process_time() - self._cpu_time0.pop(key)
-        readings = [
-            DomainReading(f"gpu{i}", self.gpu_source(i), measurement.gpu_energy.get(i)) for i in self.gpu_indices
-        ]
+        """Close window `key` and read every domain. A counter that went backwards (a driver reset) is flagged, and
+        its GPU integrated from the window's sampler where that covers it, else unavailable: never negative."""
+        self._synchronise()
+        measurement = self._monitor.end_window(key, sync_execution=False)
+        window = self._open.pop(key)
+        cpu_time_s = time.process_time() - window.cpu_time_s
+        if window.owned:
+            assert window.sampler is not None
+            window.sampler.stop()
+        readings, flags = [], []
+        for i in self.gpu_indices:
+            if i in self.integrated_gpus:
+                readings.append(self._integrated(i, window, measurement.time))
+            elif measurement.gpu_energy[i] >= 0:
+                readings.append(DomainReading(f"gpu{i}", "counter", measurement.gpu_energy[i]))
+            else:
+                flags.append(f"energy_counter_backwards:gpu{i}")
+                covered = window.sampler is not None and i in window.sampler.gpu_indices
+                readings.append(
+                    self._integrated(i, window, measurement.time)
+                    if covered
+                    else DomainReading(f"gpu{i}", "unavailable", None)
+                )
         readings += [DomainReading(f"cpu{i}", "counter", e) for i, e in (measurement.cpu_energy or {}).items()]
         readings += [DomainReading(f"dram{i}", "counter", e) for i, e in (measurement.dram_energy or {}).items()]
         if self.power_model is not None:
@@ -104,7 +176,15 @@ class EnergyMeter:
             readings.append(DomainReading("host_cpu", "estimate", total_j, net_j))
         elif self._cpu_unavailable:
             readings.append(DomainReading("host_cpu", "unavailable", None))
-        return WindowReading(duration_s=measurement.time, cpu_time_s=cpu_time_s, domains=tuple(readings))
+        return WindowReading(measurement.time, cpu_time_s, tuple(readings), tuple(flags))
+
+    def close(self) -> None:
+        """Stop the samplers of windows that never ended (the run failed inside them)."""
+        for window in self._open.values():
+            if window.owned:
+                assert window.sampler is not None
+                window.sampler.stop()
+        self._open.clear()
 
     def instant_power_w(self) -> dict[str, float]:
         """Current power of each metered GPU, watts."""

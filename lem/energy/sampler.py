@@ -2,7 +2,9 @@
 
 Per sample: wall time; per GPU power (W) and temperature (C) through Zeus, SM clock (MHz) and utilisation (%)
 through NVML where the device is a real NVML device; host CPU utilisation (%) and frequency (MHz) via psutil.
-Samples are kept as tuples in memory and only turned into a table after the window closes.
+Samples are kept as tuples in memory and only turned into a table after the window closes. A device that stops
+answering ends the sampling; `error` says why. The same samples integrate the power of GPUs without an energy
+counter (`energy_j`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psutil
 
 from lem.energy.devices import nvml_handle
@@ -25,12 +28,14 @@ class TimeseriesSampler:
 
     def __init__(self, gpus: GPUs, gpu_indices: list[int], sample_rate_hz: float) -> None:
         self._gpus = gpus
-        self._gpu_indices = gpu_indices
+        self.gpu_indices = gpu_indices
         self._period_s = 1.0 / sample_rate_hz
         self._rows: list[tuple[Any, ...]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lem-timeseries", daemon=True)
         self._handles = {i: nvml_handle(gpus, i) for i in gpu_indices}
+        #: Why sampling stopped early (a device read failed), or None.
+        self.error: Exception | None = None
 
     def _gpu_row(self, index: int) -> tuple[float, float, float | None, float | None]:
         power_w = self._gpus.get_instant_power_usage(index) / 1000.0
@@ -48,12 +53,20 @@ class TimeseriesSampler:
         now = time.time()
         frequency = psutil.cpu_freq()
         host = (psutil.cpu_percent(interval=None), frequency.current if frequency else None)
-        self._rows.append((now, host, tuple(self._gpu_row(i) for i in self._gpu_indices)))
+        self._rows.append((now, host, tuple(self._gpu_row(i) for i in self.gpu_indices)))
+
+    def _sample_or_stop(self) -> bool:
+        """Take a sample; on a failed read, keep the error and say False."""
+        try:
+            self._sample()
+        except Exception as ex:  # e.g. NVML: GPU is lost
+            self.error = ex
+            return False
+        return True
 
     def _run(self) -> None:
         next_at = time.monotonic()
-        while not self._stop.is_set():
-            self._sample()
+        while not self._stop.is_set() and self._sample_or_stop():
             next_at += self._period_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -63,10 +76,25 @@ class TimeseriesSampler:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sampling and take one last sample, so the window's end is covered."""
+        """Stop sampling and take one last sample, so the window's end is covered (never raises: see `error`)."""
         self._stop.set()
         self._thread.join()
-        self._sample()
+        if self.error is None:
+            self._sample_or_stop()
+
+    def energy_j(self, index: int, start_s: float, end_s: float) -> float | None:
+        """Energy of GPU `index` between two `time.time()` instants, joules: trapezoids over its power samples, with
+        the power at each end interpolated from the samples around it (held beyond the first and last, so one
+        sample gives its power x duration); None without samples."""
+        rows = list(self._rows)
+        if not rows:
+            return None
+        column = self.gpu_indices.index(index)
+        times = np.array([row[0] for row in rows])
+        power_w = np.array([row[2][column][0] for row in rows])
+        inside = times[(times > start_s) & (times < end_s)]
+        edges = np.concatenate(([start_s], inside, [end_s]))
+        return float(np.trapezoid(np.interp(edges, times, power_w), edges))
 
     def achieved_rate_hz(self) -> float | None:
         """Samples per second actually taken; None with fewer than two samples."""
@@ -83,7 +111,7 @@ class TimeseriesSampler:
 
         columns: dict[str, list[Any]] = {"timestamp": [], "time_s": [], "host_cpu_util_pct": [], "host_cpu_mhz": []}
         metrics = ("power_w", "temperature_c", "sm_clock_mhz", "util_pct")
-        for i in self._gpu_indices:
+        for i in self.gpu_indices:
             for metric in metrics:
                 columns[f"gpu{i}_{metric}"] = []
         origin = self._rows[0][0] if self._rows else 0.0
@@ -92,7 +120,7 @@ class TimeseriesSampler:
             columns["time_s"].append(timestamp - origin)
             columns["host_cpu_util_pct"].append(cpu_util)
             columns["host_cpu_mhz"].append(cpu_mhz)
-            for i, values in zip(self._gpu_indices, gpu_rows, strict=True):
+            for i, values in zip(self.gpu_indices, gpu_rows, strict=True):
                 for metric, value in zip(metrics, values, strict=True):
                     columns[f"gpu{i}_{metric}"].append(value)
         return pd.DataFrame(columns)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lem.errors import LemError
+from lem.report.groups import DEFAULT_RANK_BY
 from lem.report.render import console_lines, write_report
 from lem.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -14,8 +15,9 @@ from lem.report.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lem.report",
-        description="Summarise a lem sweep: per-group mean and median of J/output-token, tokens/J, throughput, "
-        "latency and net energy with bootstrap 95% CIs, pairwise comparisons, and PNG plots.",
+        description="Summarise a lem sweep or search: per-group mean and median of J/output-token, tokens/J, "
+        "throughput, latency, net energy and the CO2e and cost figures with bootstrap 95% CIs, the Pareto front, "
+        "the cheapest configuration that meets a requirement, pairwise comparisons, and PNG plots.",
     )
     parser.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="a multirun/DATE/TIME folder (or any run)")
     parser.add_argument(
@@ -30,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar=("A", "B"),
         help="compare J/output-token of two selections, each key=value[,key=value]; repeatable",
+    )
+    parser.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="METRIC>=X",
+        help="name the cheapest configuration whose median METRIC meets it (>= or <=; any result metric, e.g. "
+        '"output_tokens_per_s>=500" or "latency_p95_s<=0.5"), per energy kind; repeatable',
+    )
+    parser.add_argument(
+        "--rank-by",
+        default=DEFAULT_RANK_BY,
+        metavar="METRIC",
+        help="what the ranking and --require's cheapest are by (default %(default)s; e.g. "
+        "g_co2e_per_1m_output_tokens, energy_cost_per_1m_output_tokens, instance_cost_per_1m_output_tokens)",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: SWEEP_DIR/report)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default %(default)s)")
@@ -51,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             group_by=group_by,
             comparisons=[tuple(pair) for pair in args.compare],
+            requirements=args.require,
+            rank_by=args.rank_by,
             resamples=args.resamples,
             seed=args.seed,
         )

@@ -15,10 +15,14 @@ import numpy as np
 import pandas as pd
 
 from lem.errors import LemError
-from lem.report.load import METRIC_BY_NAME, METRICS, Sweep, typed_value
+from lem.report.load import METRIC_BY_NAME, METRICS, Sweep, typed_value, unit_text
 from lem.report.stats import MIN_CYCLES, Comparison, compare, describe
 
 BACKEND_COLUMN = "config.backend.name"
+#: What the report ranks by, and what "cheapest" means, unless told otherwise (`--rank-by`).
+DEFAULT_RANK_BY = "j_per_output_token"
+#: The front is J/output-token against this (throughput, higher is better).
+FRONT_X = "output_tokens_per_s"
 
 
 def value_text(value: Any) -> str:
@@ -146,7 +150,7 @@ def summarise(groups: list[Group], *, resamples: int, seed: int) -> pd.DataFrame
         for metric in METRICS:
             for kind, column in metric.columns.items():
                 values = group.ok[column].to_numpy(dtype=float) if column in group.ok else np.array([])
-                if kind and np.isnan(values).all():
+                if (kind or metric.optional) and np.isnan(values).all():
                     continue
                 estimate = describe(values, resamples=resamples, seed=seed)
                 rows.append(
@@ -154,7 +158,7 @@ def summarise(groups: list[Group], *, resamples: int, seed: int) -> pd.DataFrame
                         **shared,
                         "metric": metric.name,
                         "kind": kind,
-                        "unit": metric.unit,
+                        "unit": unit_text(metric, group.ok),
                         "n": estimate.n,
                         "mean": estimate.mean,
                         "mean_ci_low": estimate.mean_low,
@@ -168,14 +172,16 @@ def summarise(groups: list[Group], *, resamples: int, seed: int) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def ranking(summary: pd.DataFrame, groups: list[Group], kind: str) -> pd.DataFrame:
-    """Groups ranked by median J/output-token of one energy kind, lowest first, with a workload-parity mark.
+def ranking(summary: pd.DataFrame, groups: list[Group], kind: str, metric: str = DEFAULT_RANK_BY) -> pd.DataFrame:
+    """Groups ranked by the median of `metric` (J/output-token unless told; of one energy kind, "" for a metric without
+    kinds), best first, with a workload-parity mark.
 
     When the ranked groups span more than one backend and their token totals differ, each group whose totals differ
-    from the most common ones is marked `tokens_differ`: its J/token is not for identical work.
+    from the most common ones is marked `tokens_differ`: its figure per token is not for identical work.
     """
-    rows = summary[(summary["metric"] == "j_per_output_token") & (summary["kind"] == kind)]
-    rows = rows.sort_values("median", kind="stable").reset_index(drop=True)
+    rows = summary[(summary["metric"] == metric) & (summary["kind"] == kind) & (summary["n"] > 0)]
+    ascending = METRIC_BY_NAME[metric].lower_is_better
+    rows = rows.sort_values("median", ascending=ascending, kind="stable").reset_index(drop=True)
     by_label = {g.label: g for g in groups}
     ranked = [by_label[label] for label in rows["group"]]
     backends = {b for g in ranked if BACKEND_COLUMN in g.ok for b in g.ok[BACKEND_COLUMN].dropna()}

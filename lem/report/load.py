@@ -1,18 +1,18 @@
-"""Find every job of a sweep and load its results.json into one tidy table: one row per job.
+"""Every job of a sweep as one tidy table, one row per job, from lem.results' reader (`job_dirs`, `read_job`).
 
 A job is a folder holding results.json, or a Hydra job folder (`.hydra/`) without one (status `missing`). A file that
-does not parse or does not match the schema (`from_dict(Result, ...)`, strict) is a row with status `unreadable` and
-the reason in `error_message`; nothing is dropped silently.
+does not parse or does not match the schema (strict) is a row with status `unreadable` and the reason in
+`error_message`; nothing is dropped silently.
 
 Columns: `job` (path relative to the sweep folder), `job_dir`, `status`, one column per swept parameter under its
 dotted key, the metrics (units in the names), measured and estimated energy in separate columns with
-`energy_sources`, the quality `flags` (";"-joined), the error of a failed job, `config.<dotted key>` for the whole
-resolved config and `campaign.<key>` where a result carries a campaign block.
+`energy_sources`, the quality `flags` (";"-joined), the impact figures (CO2e and cost per 1M output tokens, measured
+and `estimated_` apart) with their inputs (`impact_<input>`), the error of a failed job and `config.<dotted key>` for
+the whole resolved config.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,23 +21,32 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lem.results.schema import Result, from_dict
-from lem.results.writer import RESULTS_FILE, TIMESERIES_FILE
+from lem.numbers import ratio
+from lem.report.serving import serving_columns
+from lem.results.reader import HYDRA_FOLDER, JobResult, job_dirs, read_job
+from lem.results.schema import Result
+from lem.results.writer import TIMESERIES_FILE
 
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+OVERRIDES_FILE = Path(HYDRA_FOLDER) / "overrides.yaml"
 #: Config keys that never define a configuration point (besides any key naming a seed or a cycle).
 _NOT_A_PARAMETER = ("config_name", "cache_dir", "dry_run", "schema_version")
+#: The unit of a cost figure: the currency its result's impact block names (config `impact.currency`).
+CURRENCY = "currency"
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A per-job figure the report summarises; `columns` maps the energy kind ("" for none) to its table column."""
+    """A per-job figure the report summarises; `columns` maps the energy kind ("" for none) to its table column.
+
+    An `optional` figure (the impact figures, which need `impact.*` inputs) is summarised only where a job has it.
+    """
 
     name: str
     label: str
     unit: str
     lower_is_better: bool
     columns: dict[str, str]
+    optional: bool = False
 
 
 METRICS = (
@@ -65,8 +74,41 @@ METRICS = (
         True,
         {"measured": "measured_net_energy_j", "estimate": "estimated_net_energy_j"},
     ),
+    Metric(
+        "g_co2e_per_1m_output_tokens",
+        "CO2e / 1M output tokens",
+        "g",
+        True,
+        {"measured": "g_co2e_per_1m_output_tokens", "estimate": "estimated_g_co2e_per_1m_output_tokens"},
+        optional=True,
+    ),
+    Metric(
+        "energy_cost_per_1m_output_tokens",
+        "energy cost / 1M output tokens",
+        CURRENCY,
+        True,
+        {"measured": "energy_cost_per_1m_output_tokens", "estimate": "estimated_energy_cost_per_1m_output_tokens"},
+        optional=True,
+    ),
+    Metric(
+        "instance_cost_per_1m_output_tokens",
+        "instance cost / 1M output tokens",
+        CURRENCY,
+        True,
+        {"": "instance_cost_per_1m_output_tokens"},
+        optional=True,
+    ),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}
+
+
+def unit_text(metric: Metric, jobs: pd.DataFrame) -> str:
+    """The metric's unit; for a cost, the currency the jobs' impact blocks name (all of them where they differ)."""
+    if metric.unit != CURRENCY:
+        return metric.unit
+    column = "impact_currency"
+    currencies = sorted(set(jobs[column].dropna())) if column in jobs else []
+    return "/".join(currencies) or CURRENCY
 
 
 @dataclass
@@ -79,9 +121,10 @@ class Sweep:
 
 
 def is_parameter(key: str) -> bool:
-    """False for keys that never define a configuration point: seeds, cycle indices, campaign bookkeeping."""
+    """False for keys that never define a configuration point: seeds, cycle indices, campaign bookkeeping, and the
+    impact inputs (they change figures computed after the run, not the run)."""
     parts = key.lower().split(".")
-    if parts[0] in ("campaign", "hydra") or key in _NOT_A_PARAMETER:
+    if parts[0] in ("campaign", "hydra", "impact") or key in _NOT_A_PARAMETER:
         return False
     return not any("seed" in part or "cycle" in part for part in parts)
 
@@ -110,41 +153,75 @@ def parse_overrides(lines: list[Any]) -> dict[str, str]:
     return parsed
 
 
-def _overrides(job_dir: Path, campaign: dict[str, Any]) -> dict[str, str]:
-    """The job's overrides from `.hydra/overrides.yaml`, else from its campaign block; {} when neither is readable."""
+def _overrides(job_dir: Path) -> dict[str, str]:
+    """The job's overrides from `.hydra/overrides.yaml`; {} when it has none or it is not readable."""
     path = job_dir / OVERRIDES_FILE
-    if path.is_file():
-        try:
-            return parse_overrides(yaml.safe_load(path.read_text()) or [])
-        except (OSError, yaml.YAMLError):
-            return {}
-    grid = campaign.get("overrides")
-    if isinstance(grid, dict):
-        return {str(k): str(v) for k, v in grid.items()}
-    return parse_overrides(grid) if isinstance(grid, list) else {}
+    if not path.is_file():
+        return {}
+    try:
+        return parse_overrides(yaml.safe_load(path.read_text()) or [])
+    except (OSError, yaml.YAMLError):
+        return {}
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return None if numerator is None or not denominator else numerator / denominator
+def _job_row(job: JobResult) -> dict[str, Any]:
+    """The row of one job: its result's columns, or the status and reason of a job without a readable result."""
+    if job.result is None:
+        return {"status": job.status, "error_message": job.reason}
+    return _result_row(job.result)
+
+
+#: Result fields the table carries as they are, under their own names, per block (in column order).
+_RESULT_COLUMNS = ("status", "created_at", "config_hash")
+_METRICS_COLUMNS = (
+    "num_requests",
+    "input_tokens",
+    "output_tokens",
+    "duration_s",
+    "output_tokens_per_s",
+    "requests_per_s",
+)
+_ENERGY_COLUMNS = (
+    "measured_energy_j",
+    "measured_net_energy_j",
+    "j_per_output_token",
+    "net_j_per_output_token",
+    "output_tokens_per_j",
+    "avg_power_w",
+    "peak_power_w",
+    "estimated_energy_j",
+    "estimated_net_energy_j",
+    "estimated_j_per_output_token",
+)
+_QUALITY_COLUMNS = ("window_duration_s", "timeseries_samples")
+_IMPACT_COLUMNS = (
+    "kwh_per_1m_output_tokens",
+    "g_co2e_per_1m_output_tokens",
+    "energy_cost_per_1m_output_tokens",
+    "estimated_kwh_per_1m_output_tokens",
+    "estimated_g_co2e_per_1m_output_tokens",
+    "estimated_energy_cost_per_1m_output_tokens",
+    "instance_cost_per_1m_output_tokens",
+)
+#: The inputs stored beside the impact figures, as `impact_<name>` columns.
+_IMPACT_INPUTS = ("grid_intensity_g_per_kwh", "pue", "price_per_kwh", "gpu_hour_price", "currency")
+
+
+def _copy(block: Any, names: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """{prefix + name: block.name} for each of `names`."""
+    return {f"{prefix}{name}": getattr(block, name) for name in names}
 
 
 def _result_row(result: Result) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "status": result.status,
-        "created_at": result.created_at,
-        "config_hash": result.config_hash,
-    }
+    """The columns of one result: fields copied as they are, a few summarised (latency percentiles, energy sources,
+    flags) and the one figure the file does not hold, estimated output tokens per J."""
+    row = _copy(result, _RESULT_COLUMNS)
     if result.error is not None:
-        row.update(error_phase=result.error.phase, error_type=result.error.type, error_message=result.error.message)
+        row.update(_copy(result.error, ("phase", "type", "message"), "error_"))
     metrics, energy, quality = result.metrics, result.energy, result.quality
     if metrics is not None:
+        row.update(_copy(metrics, _METRICS_COLUMNS))
         row.update(
-            num_requests=metrics.num_requests,
-            input_tokens=metrics.input_tokens,
-            output_tokens=metrics.output_tokens,
-            duration_s=metrics.duration_s,
-            output_tokens_per_s=metrics.output_tokens_per_s,
-            requests_per_s=metrics.requests_per_s,
             latency_p50_s=metrics.latency_s.p50,
             latency_p95_s=metrics.latency_s.p95,
             latency_p99_s=metrics.latency_s.p99,
@@ -152,66 +229,20 @@ def _result_row(result: Result) -> dict[str, Any]:
             timing_source=metrics.timing_source,
         )
     if energy is not None:
-        sources = sorted({d.source for d in energy.domains})
-        row.update(
-            energy_sources="+".join(sources),
-            energy_domains=", ".join(f"{d.domain}:{d.source}" for d in energy.domains),
-            measured_energy_j=energy.measured_energy_j,
-            measured_net_energy_j=energy.measured_net_energy_j,
-            j_per_output_token=energy.j_per_output_token,
-            net_j_per_output_token=energy.net_j_per_output_token,
-            output_tokens_per_j=energy.output_tokens_per_j,
-            avg_power_w=energy.avg_power_w,
-            peak_power_w=energy.peak_power_w,
-            estimated_energy_j=energy.estimated_energy_j,
-            estimated_net_energy_j=energy.estimated_net_energy_j,
-            estimated_j_per_output_token=energy.estimated_j_per_output_token,
-            estimated_output_tokens_per_j=_ratio(
-                metrics.output_tokens if metrics is not None else None, energy.estimated_energy_j
-            ),
-        )
+        row["energy_sources"] = "+".join(sorted({d.source for d in energy.domains}))
+        row["energy_domains"] = ", ".join(f"{d.domain}:{d.source}" for d in energy.domains)
+        row.update(_copy(energy, _ENERGY_COLUMNS))
+        output_tokens = metrics.output_tokens if metrics is not None else None
+        row["estimated_output_tokens_per_j"] = ratio(output_tokens, energy.estimated_energy_j)
     if quality is not None:
-        row.update(
-            flags=";".join(quality.flags),
-            window_duration_s=quality.window_duration_s,
-            timeseries_samples=quality.timeseries_samples,
-        )
+        row["flags"] = ";".join(quality.flags)
+        row.update(_copy(quality, _QUALITY_COLUMNS))
+    if result.impact is not None:
+        row.update(_copy(result.impact, _IMPACT_COLUMNS))
+        row.update(_copy(result.impact, _IMPACT_INPUTS, "impact_"))
+    row.update(serving_columns(result))
     row.update(flatten(result.config, "config."))
     return row
-
-
-def _campaign(result: Result) -> dict[str, Any]:
-    """The result's campaign block as a dict, {} where the schema or the result has none."""
-    block = getattr(result, "campaign", None)
-    if block is None:
-        return {}
-    return dataclasses.asdict(block) if dataclasses.is_dataclass(block) else dict(block)
-
-
-def _load_job(job_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """The row of one job and its overrides."""
-    path = job_dir / RESULTS_FILE
-    if not path.is_file():
-        missing = {"status": "missing", "error_message": f"no {RESULTS_FILE} (the job did not finish)"}
-        return missing, _overrides(job_dir, {})
-    try:
-        result = from_dict(Result, json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as ex:
-        return {"status": "unreadable", "error_message": f"{type(ex).__name__}: {ex}"}, _overrides(job_dir, {})
-    campaign = _campaign(result)
-    row = _result_row(result)
-    row.update({f"campaign.{k}": v for k, v in flatten(campaign).items() if k != "overrides"})
-    return row, _overrides(job_dir, campaign)
-
-
-def job_dirs(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Every folder under `root` (itself included) holding results.json or `.hydra/`, outside `exclude`."""
-    found = {p.parent for p in root.rglob(RESULTS_FILE)} | {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-    if exclude is not None:
-        found = {d for d in found if not d.resolve().is_relative_to(exclude.resolve())}
-    return sorted(
-        found, key=lambda d: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in d.relative_to(root).parts]
-    )
 
 
 def typed_value(text: str) -> Any:
@@ -227,11 +258,10 @@ def load_sweep(root: Path, exclude: Path | None = None) -> Sweep:
     """Load every job under `root` (skipping `exclude`, the report folder) into a Sweep."""
     rows, overrides = [], []
     for job_dir in job_dirs(root, exclude):
-        row, job_overrides = _load_job(job_dir)
-        row = {"job": str(job_dir.relative_to(root)), "job_dir": str(job_dir), **row}
+        row = {"job": str(job_dir.relative_to(root)), "job_dir": str(job_dir), **_job_row(read_job(job_dir))}
         row["has_timeseries"] = (job_dir / TIMESERIES_FILE).is_file()
         rows.append(row)
-        overrides.append(job_overrides)
+        overrides.append(_overrides(job_dir))
     swept = _swept_keys(overrides)
     if swept:
         for row, job_overrides in zip(rows, overrides, strict=True):

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 
 from lem.report.groups import Group
 from lem.report.load import METRIC_BY_NAME, Metric
-from lem.report.stats import pareto_front
+from lem.report.recommend import pareto_groups
 from lem.results.writer import TIMESERIES_FILE
 
 DPI = 120
@@ -39,70 +39,81 @@ def _save(figure: Figure, path: Path) -> Path:
 
 
 def pareto(summary: pd.DataFrame, groups: list[Group], x_metric: str, path: Path) -> Path | None:
-    """J/output-token (median per group) against `x_metric` (median), the front of each energy kind highlighted.
+    """J/output-token against `x_metric`: every ok run (each trial of a search) a small grey point, each
+    configuration's median a grey marker with its 95% bootstrap CI whiskers, and the Pareto front of each energy kind
+    highlighted: coloured, joined and numbered (keyed beside the plot).
 
-    Measured and estimated points get separate fronts: an estimate never dominates a measurement or the reverse.
-    Whiskers are the medians' 95% bootstrap CIs; points carry the group's number, keyed beside the plot. None when no
-    group has both figures.
+    Measured and estimated figures get separate fronts: an estimate never dominates a measurement or the reverse.
+    None when no group has both figures.
     """
     x_spec: Metric = METRIC_BY_NAME[x_metric]
-    xs = summary[summary["metric"] == x_metric].set_index("group")
-    energy = summary[(summary["metric"] == "j_per_output_token") & summary["group"].isin(xs.index)]
-    kinds = [k for k in ("measured", "estimate") if (energy["kind"] == k).any()]
-    if not kinds:
+    fronts = {kind: pareto_groups(summary, kind, x_metric) for kind in ("measured", "estimate")}
+    fronts = {kind: table for kind, table in fronts.items() if not table.empty}
+    if not fronts:
         return None
     by_label = {g.label: g for g in groups}
     figure = Figure(figsize=(8, 5.5))
     axes = figure.subplots()
-    for kind in kinds:
-        points = energy[energy["kind"] == kind].reset_index(drop=True)
-        x = xs.loc[points["group"]]
+    for kind, table in fronts.items():
         style = _KIND_STYLE[kind]
-        front = pareto_front(x["median"], points["median"], maximise_x=not x_spec.lower_is_better, maximise_y=False)
+        y_column, x_column = METRIC_BY_NAME["j_per_output_token"].columns[kind], x_spec.columns[""]
+        runs = pd.concat([by_label[label].ok for label in table["group"]])
+        axes.scatter(
+            runs[x_column], runs[y_column], marker=style["marker"], s=12, color="0.78", label=f"run{_kind_label(kind)}"
+        )
         axes.errorbar(
-            x["median"],
-            points["median"],
-            xerr=[x["median"] - x["median_ci_low"], x["median_ci_high"] - x["median"]],
-            yerr=[points["median"] - points["median_ci_low"], points["median_ci_high"] - points["median"]],
+            table["x_median"],
+            table["y_median"],
+            xerr=[table["x_median"] - table["x_median_ci_low"], table["x_median_ci_high"] - table["x_median"]],
+            yerr=[table["y_median"] - table["y_median_ci_low"], table["y_median_ci_high"] - table["y_median"]],
             fmt="none",
-            ecolor=style["color"],
-            alpha=0.4,
+            ecolor="0.6",
+            alpha=0.6,
             linewidth=1,
         )
-        hollow = kind == "estimate"
+        off = table[~table["on_front"]]
         axes.scatter(
-            x["median"],
-            points["median"],
+            off["x_median"],
+            off["y_median"],
             marker=style["marker"],
-            s=45,
-            facecolors="none" if hollow else style["color"],
-            edgecolors=style["color"],
-            label=f"group{_kind_label(kind)}",
+            s=40,
+            facecolors="none",
+            edgecolors="0.45",
+            label=f"configuration, median{_kind_label(kind)}",
             zorder=3,
         )
-        order = np.argsort(x["median"].to_numpy()[front])
+        on = table[table["on_front"]]
+        hollow = kind == "estimate"
         axes.plot(
-            x["median"].to_numpy()[front][order],
-            points["median"].to_numpy()[front][order],
+            on["x_median"],
+            on["y_median"],
             linestyle=style["linestyle"],
             color=style["color"],
             marker=style["marker"],
-            markersize=11,
-            markerfacecolor="none",
-            markeredgecolor="black",
-            markeredgewidth=1.5,
+            markersize=10,
+            markerfacecolor="white" if hollow else style["color"],
+            markeredgecolor=style["color"] if hollow else "black",
+            markeredgewidth=2,
             linewidth=2,
             label=f"Pareto front{_kind_label(kind)}",
             zorder=4,
         )
-        for x_value, y_value, label in zip(x["median"], points["median"], points["group"], strict=True):
-            number = str(by_label[label].number)
-            axes.annotate(number, (x_value, y_value), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        for _, row in table.iterrows():
+            axes.annotate(
+                str(by_label[row["group"]].number),
+                (row["x_median"], row["y_median"]),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize=8 if row["on_front"] else 7,
+                fontweight="bold" if row["on_front"] else "normal",
+                color="black" if row["on_front"] else "0.45",
+            )
+    kinds = list(fronts)
     better = "lower" if x_spec.lower_is_better else "higher"
-    axes.set_xlabel(f"{x_spec.label} ({x_spec.unit}), median per group; {better} is better")
+    axes.set_xlabel(f"{x_spec.label} ({x_spec.unit}); {better} is better")
     only = " (estimate)" if kinds == ["estimate"] else ""
-    axes.set_ylabel(f"J / output token{only}, median per group; lower is better")
-    title = f"Pareto front: J / output token vs {x_spec.label}"
+    axes.set_ylabel(f"J / output token{only}; lower is better")
+    title = f"Pareto front: J / output token vs {x_spec.label} (grey: every run and non-front configuration)"
     if len(kinds) > 1:
         title += "\nmeasured (filled) and estimated (hollow, dashed) figures: separate fronts, not comparable"
     elif kinds == ["estimate"]:
@@ -110,9 +121,10 @@ def pareto(summary: pd.DataFrame, groups: list[Group], x_metric: str, path: Path
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    shown = [g for g in groups if g.label in set(energy["group"])]
-    key = "\n".join(f"{g.number}: {g.label}" for g in shown)
-    axes.text(1.02, 1.0, key, transform=axes.transAxes, fontsize=7, va="top", family="monospace")
+    shown = sorted({label for table in fronts.values() for label in table["group"]}, key=lambda g: by_label[g].number)
+    front_labels = {label for table in fronts.values() for label in table.loc[table["on_front"], "group"]}
+    key = "\n".join(f"{'*' if g in front_labels else ' '}{by_label[g].number}: {g}" for g in shown)
+    axes.text(1.02, 1.0, f"* on a front\n{key}", transform=axes.transAxes, fontsize=7, va="top", family="monospace")
     return _save(figure, path)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +16,8 @@ from lem.errors import LemError
 from lem.report import plots
 from lem.report.groups import (
     BACKEND_COLUMN,
+    DEFAULT_RANK_BY,
+    FRONT_X,
     Group,
     PairResult,
     compare_selections,
@@ -25,14 +27,15 @@ from lem.report.groups import (
     summarise,
 )
 from lem.report.load import METRIC_BY_NAME, METRICS, Sweep, load_sweep
+from lem.report.recommend import Recommendation, pareto_groups, parse_requirement, recommend
+from lem.report.search_text import front_lines, impact_sentence, recommendation_line, recommendation_lines
+from lem.report.serving import SERVING_PLOT, serving_console_lines, serving_lines, serving_plot
 from lem.report.stats import MIN_CYCLES
+from lem.report.text import KIND_WORD, cut, metric_label, num, with_ci
 
 RESULTS_TABLE = "results.parquet"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-#: Error messages longer than this are cut in summary.md; results.parquet keeps them whole.
-MAX_ERROR_CHARS = 240
-_KIND_WORD = {"measured": "measured", "estimate": "ESTIMATE"}
 
 
 @dataclass
@@ -48,25 +51,9 @@ class Report:
     files: list[Path]
     resamples: int
     seed: int
-
-
-def _num(value: float) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:.4g}"
-
-
-def _cut(message: str) -> str:
-    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _with_ci(value: float, low: float, high: float) -> str:
-    if math.isnan(value):
-        return "—"
-    interval = "n<2, no CI" if math.isnan(low) else f"{_num(low)}, {_num(high)}"
-    return f"{_num(value)} [{interval}]"
-
-
-def _metric_label(metric: str, kind: str) -> str:
-    return METRIC_BY_NAME[metric].label + (f" ({_KIND_WORD[kind]})" if kind else "")
+    rank_by: str = DEFAULT_RANK_BY
+    fronts: dict[str, pd.DataFrame] = field(default_factory=dict)
+    recommendations: list[Recommendation] = field(default_factory=list)
 
 
 def _arrow_safe(table: pd.DataFrame) -> pd.DataFrame:
@@ -109,11 +96,11 @@ def _pair_line(pair: PairResult) -> str:
     result = pair.comparison
     if result is None:
         return f"{head}: {pair.note}"
-    word = _KIND_WORD[pair.kind]
-    interval = "no CI" if math.isnan(result.low) else f"95% CI {_num(result.low)}, {_num(result.high)}"
+    word = KIND_WORD[pair.kind]
+    interval = "no CI" if math.isnan(result.low) else f"95% CI {num(result.low)}, {num(result.high)}"
     line = (
-        f"{head}: mean J/output-token ({word}) A {_num(result.mean_a)}, B {_num(result.mean_b)}; "
-        f"B − A = {_num(result.difference)} J [{interval}] → {result.verdict}"
+        f"{head}: mean J/output-token ({word}) A {num(result.mean_a)}, B {num(result.mean_b)}; "
+        f"B − A = {num(result.difference)} J [{interval}] → {result.verdict}"
     )
     if min(result.n_a, result.n_b) < MIN_CYCLES:
         line += f" (few_cycles: fewer than {MIN_CYCLES} runs on a side)"
@@ -136,13 +123,18 @@ def _markdown(report: Report) -> str:
         f"- {energy_sentence(table)}",
         "",
     ]
+    impact = impact_sentence(table)
+    if impact:
+        lines.insert(-1, f"- {impact}")
     numbers = {g.label: g.number for g in report.groups}
-    for kind in ("measured", "estimate"):
-        ranked = ranking(summary, report.groups, kind)
+    spec = METRIC_BY_NAME[report.rank_by]
+    for kind in spec.columns:
+        ranked = ranking(summary, report.groups, kind, report.rank_by)
         if ranked.empty:
             continue
         lines += [
-            f"## Ranking by J / output token ({_KIND_WORD[kind]}), lowest median first",
+            f"## Ranking by {metric_label(report.rank_by, kind)}, "
+            f"{'lowest' if spec.lower_is_better else 'highest'} median first",
             "",
             "| rank | # | group | median [95% CI] | mean [95% CI] | n | workload (tokens) | marks |",
             "|---:|---:|---|---|---|---:|---|---|",
@@ -150,8 +142,8 @@ def _markdown(report: Report) -> str:
         for _, row in ranked.iterrows():
             few = "few_cycles" if row["few_cycles"] and "few_cycles" not in row["marks"] else ""
             marks = ", ".join(m for m in (row["parity"], few, row["marks"].replace(";", ", ")) if m)
-            median = _with_ci(row["median"], row["median_ci_low"], row["median_ci_high"])
-            mean = _with_ci(row["mean"], row["mean_ci_low"], row["mean_ci_high"])
+            median = with_ci(row["median"], row["median_ci_low"], row["median_ci_high"])
+            mean = with_ci(row["mean"], row["mean_ci_low"], row["mean_ci_high"])
             lines.append(
                 f"| {row['rank']} | {numbers[row['group']]} | {row['group']} | {median} | {mean} | {row['n']} "
                 f"| {row['workload']} | {marks} |"
@@ -160,9 +152,10 @@ def _markdown(report: Report) -> str:
             lines += [
                 "",
                 f"`tokens_differ`: these groups did not do identical work (backends: {ranked['backends'].iloc[0]}); "
-                "their J/token is not a like-for-like ranking (DESIGN.md, workload parity).",
+                "their figures per token are not a like-for-like ranking (docs/architecture.md, workload parity).",
             ]
         lines.append("")
+    lines += front_lines(report.fronts, report.groups, report.summary) + recommendation_lines(report.recommendations)
     if report.pairs:
         lines += ["## Comparisons (J / output token)", ""]
         lines += [f"- {_pair_line(pair)}" for pair in report.pairs]
@@ -185,12 +178,13 @@ def _markdown(report: Report) -> str:
         lines += ["| metric | unit | n | median [95% CI] | mean [95% CI] |", "|---|---|---:|---|---|"]
         for _, row in rows.iterrows():
             lines.append(
-                f"| {_metric_label(row['metric'], row['kind'])} | {row['unit']} "
+                f"| {metric_label(row['metric'], row['kind'])} | {row['unit']} "
                 f"| {row['n']}{' (few_cycles)' if row['few_cycles'] and row['n'] else ''} "
-                f"| {_with_ci(row['median'], row['median_ci_low'], row['median_ci_high'])} "
-                f"| {_with_ci(row['mean'], row['mean_ci_low'], row['mean_ci_high'])} |"
+                f"| {with_ci(row['median'], row['median_ci_low'], row['median_ci_high'])} "
+                f"| {with_ci(row['mean'], row['mean_ci_low'], row['mean_ci_high'])} |"
             )
         lines.append("")
+    lines += serving_lines(table, sweep.swept)
     lines += _problem_lines(report)
     figures = [f for f in report.files if f.suffix == ".png"]
     if figures:
@@ -211,7 +205,7 @@ def _problem_lines(report: Report) -> list[str]:
             phase = job.get("error_phase")
             error = job.get("error_message")
             kind = job.get("error_type")
-            message = _cut(f"{kind}: {error}" if isinstance(kind, str) else str(error))
+            message = cut(f"{kind}: {error}" if isinstance(kind, str) else str(error))
             lines.append(
                 f"| {job['job']} | {group.label} | {job['status']} "
                 f"| {phase if isinstance(phase, str) else '—'} | {message.replace('|', '/')} |"
@@ -228,6 +222,8 @@ def write_report(
     *,
     group_by: list[str] | None = None,
     comparisons: Sequence[tuple[str, str]] = (),
+    requirements: Sequence[str] = (),
+    rank_by: str = DEFAULT_RANK_BY,
     resamples: int,
     seed: int,
 ) -> Report:
@@ -242,6 +238,9 @@ def write_report(
         raise LemError(
             f"SWEEP_DIR: no results.json or Hydra job folder under {str(sweep_dir)!r}; pass the folder a sweep wrote"
         )
+    if rank_by not in METRIC_BY_NAME:
+        raise LemError(f"--rank-by: {rank_by!r} is not a summarised metric; use one of: {', '.join(METRIC_BY_NAME)}")
+    wanted = [parse_requirement(text, sweep) for text in requirements]
     keys = sweep.swept if group_by is None else group_by
     groups = make_groups(sweep, keys)
     summary = summarise(groups, resamples=resamples, seed=seed)
@@ -252,11 +251,19 @@ def write_report(
     files = [out_dir / RESULTS_TABLE, out_dir / SUMMARY_CSV]
     _arrow_safe(sweep.table).to_parquet(files[0], index=False)
     summary.to_csv(files[1], index=False)
-    report = Report(sweep, keys, groups, summary, pairs, out_dir, files, resamples, seed)
+    report = Report(sweep, keys, groups, summary, pairs, out_dir, files, resamples, seed, rank_by)
+    for kind in ("measured", "estimate"):
+        front = pareto_groups(summary, kind, FRONT_X)
+        if not front.empty:
+            report.fronts[kind] = front
+    report.recommendations = [
+        rec for requirement in wanted for rec in recommend(groups, requirement, rank_by, resamples=resamples, seed=seed)
+    ]
     for x_metric, name in (("output_tokens_per_s", "throughput"), ("latency_p95_s", "latency_p95")):
         report.files.append(plots.pareto(summary, groups, x_metric, out_dir / f"pareto_{name}.png"))
     report.files += [plots.bars(summary, groups, m.name, out_dir / f"bars_{m.name}.png") for m in METRICS]
     report.files += [plots.timeseries(g, out_dir / "timeseries") for g in groups]
+    report.files.append(serving_plot(sweep.table, sweep.swept, out_dir / SERVING_PLOT))
     report.files = [f for f in report.files if f is not None]
     md_path = out_dir / SUMMARY_MD
     report.files.insert(0, md_path)
@@ -265,7 +272,8 @@ def write_report(
 
 
 def console_lines(report: Report) -> list[str]:
-    """A short console summary: job counts, one line per group, the comparisons and where the files went."""
+    """A short console summary: job counts, one line per group, the Pareto fronts, the answers to --require, the
+    comparisons and where the files went."""
     table = report.sweep.table
     lines = [
         f"lem.report: {len(table)} job(s) under {report.sweep.root}: {_status_counts(table)}",
@@ -279,14 +287,24 @@ def console_lines(report: Report) -> list[str]:
         parts = [f"  {group.label:<{width}}  n={len(group.ok)}"]
         for _, row in rows[rows["metric"].isin(["j_per_output_token", "output_tokens_per_s"])].iterrows():
             name = "J/token" if row["metric"] == "j_per_output_token" else "tok/s"
-            kind = f" ({_KIND_WORD[row['kind']]})" if row["kind"] else ""
-            parts.append(f"{name}{kind} {_with_ci(row['median'], row['median_ci_low'], row['median_ci_high'])}")
+            kind = f" ({KIND_WORD[row['kind']]})" if row["kind"] else ""
+            parts.append(f"{name}{kind} {with_ci(row['median'], row['median_ci_low'], row['median_ci_high'])}")
         marks = group.marks()
         lines.append("  ".join(parts + ([f"[{', '.join(marks)}]"] if marks else [])))
     broken = table[table["status"] == "unreadable"]
     if not broken.empty:
         reason = str(broken["error_message"].iloc[0])
-        lines.append(f"unreadable results.json ({len(broken)}), e.g. job {broken['job'].iloc[0]}: {_cut(reason)}")
+        lines.append(f"unreadable results.json ({len(broken)}), e.g. job {broken['job'].iloc[0]}: {cut(reason)}")
+    by_label = {g.label: g for g in report.groups}
+    for kind, front in report.fronts.items():
+        points = [
+            f"#{by_label[row['group']].number} {row['group']} ({num(row['y_median'])} J/token, "
+            f"{num(row['x_median'])} tok/s)"
+            for _, row in front[front["on_front"]].iterrows()
+        ]
+        lines.append(f"Pareto front ({KIND_WORD[kind]} J/token vs throughput): {'; '.join(points)}")
+    lines += [f"require {recommendation_line(rec)}" for rec in report.recommendations]
+    lines += serving_console_lines(table, report.sweep.swept)
     lines += [f"compare: {_pair_line(pair)}" for pair in report.pairs]
     figures = sum(f.suffix == ".png" for f in report.files)
     lines.append(f"wrote {report.out_dir}/: {SUMMARY_MD}, {SUMMARY_CSV}, {RESULTS_TABLE} and {figures} figure(s)")

@@ -1,1 +1,1 @@
-"""Results: the results.json schema and its atomic writer."""
+"""Results: the results.json schema, its atomic writer and its one reader."""

@@ -7,6 +7,7 @@ estimated figures are kept in separate fields and never summed together.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -124,6 +125,101 @@ class Quality:
     thermal_wait_s: float
     warmup: WarmupReport
     flags: list[str]
+    #: "shared" (a process outside lem's process tree computes on a metered GPU), "exclusive", or "unknown" (none of
+    #: NVML's process ids is lem's while lem holds the GPU: ids from another namespace, e.g. a container); None where
+    #: not checked. `gpu_shared_with_other_processes` is True, False or None accordingly.
+    gpu_sharing: str | None = None
+    #: Samples per second behind each GPU domain of source `power_integration` in the measured window.
+    power_integration_rate_hz: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Impact:
+    """CO2e and cost per 1M output tokens, with the inputs they came from (config `impact.*`) stored beside them.
+
+    kWh per 1M output tokens = J per output token x 1e6 / 3.6e6 x `pue`; g CO2e = kWh x `grid_intensity_g_per_kwh`;
+    energy cost = kWh x `price_per_kwh`. The figures follow the energy they come from, as in EnergyMetrics: the plain
+    ones from measured energy (`counter`, `power_integration`), the `estimated_` ones from lem's power model, never
+    mixed; null where that energy or the input is missing. The instance cost is time, not energy: `gpu_hour_price`
+    x `gpus` x the measured window, per 1M output tokens (null without a price or a GPU).
+    """
+
+    grid_intensity_g_per_kwh: float | None
+    pue: float
+    price_per_kwh: float | None
+    gpu_hour_price: float | None
+    currency: str
+    gpus: int
+    kwh_per_1m_output_tokens: float | None = None
+    g_co2e_per_1m_output_tokens: float | None = None
+    energy_cost_per_1m_output_tokens: float | None = None
+    estimated_kwh_per_1m_output_tokens: float | None = None
+    estimated_g_co2e_per_1m_output_tokens: float | None = None
+    estimated_energy_cost_per_1m_output_tokens: float | None = None
+    instance_cost_per_1m_output_tokens: float | None = None
+
+
+@dataclass
+class Percentiles:
+    """Summary of per-request values of a serving window, seconds: mean and p50/p90/p99 (linear interpolation)."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    count: int
+
+
+@dataclass
+class ServingMetrics:
+    """A serving run (scenario=serving): a live server under a stated load, measured over a steady-state window.
+
+    Times are seconds from the load's start. Figures are over the window (`window_rule`) unless named otherwise:
+    latencies over the requests that completed in it, `output_tokens_in_window` counts the tokens that arrived in it
+    (from the server's usage counts). `target_request_rate_per_s` is null for request_rate=inf (all at once);
+    `achieved_request_rate_per_s` is (requests - 1) / (last send - first send) over the whole run. Goodput counts the
+    window's completed requests that met both SLOs. Energy per request is the window's energy divided by the requests
+    completed in it (`energy_per_request_method`); measured and estimated figures are kept apart as in EnergyMetrics.
+    """
+
+    server: str
+    request_rate: str
+    target_request_rate_per_s: float | None
+    achieved_request_rate_per_s: float | None
+    max_concurrency: int | None
+    num_requests: int
+    window_rule: str
+    window_closed_at: str
+    window_start_s: float
+    window_end_s: float
+    window_duration_s: float
+    requests_sent_in_window: int
+    requests_completed_in_window: int
+    output_tokens_in_window: int
+    output_tokens_per_s: float
+    completed_requests_per_s: float
+    goodput_requests_per_s: float
+    slo_attainment: float | None
+    ttft_slo_s: float
+    tpot_slo_s: float
+    ttft_s: Percentiles | None
+    tpot_s: Percentiles | None
+    itl_s: Percentiles | None
+    e2e_latency_s: Percentiles | None
+    send_lag_s: Percentiles | None
+    energy_per_request_method: str
+    j_per_request: float | None
+    net_j_per_request: float | None
+    estimated_j_per_request: float | None
+    estimated_net_j_per_request: float | None
+    load_duration_s: float
+    cancelled_requests: int
+    server_start_s: float | None
+    server_cpu_time_s: float | None
+    requests_file: str | None = None
+    #: Whether the server kept up in the window: requests completed in it >= 90 % of those sent in it (a server that
+    #: falls behind queues work, and its window is no steady state); None where the window closed at a completion.
+    server_kept_up: bool | None = None
 
 
 @dataclass
@@ -153,6 +249,23 @@ class Result:
     energy: EnergyMetrics | None = None
     quality: Quality | None = None
     error: ErrorInfo | None = None
+    impact: Impact | None = None
+    serving: ServingMetrics | None = None
+
+    def __post_init__(self) -> None:
+        self.config = json_safe(self.config)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as a string ("inf", "-inf", "nan"): JSON has no Infinity or NaN, and a
+    config may hold one (scenario.request_rate=inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _build(hint: Any, value: Any, path: str) -> Any:

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 from lem.atomic import write_json_atomic
 from lem.results.schema import Result
 
 RESULTS_FILE = "results.json"
 TIMESERIES_FILE = "timeseries.parquet"
-#: Config keys that change nothing about what is measured, left out of the hash.
-_UNHASHED = ("dry_run", "config_name", "campaign")
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 (first 16 hex digits) of the config as canonical JSON, without keys that do not affect the run."""
-    canonical = json.dumps({k: v for k, v in config.items() if k not in _UNHASHED}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def write_result(job_dir: Path, result: Result) -> Path:

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from lem.backends.base import LoadInfo, ProgressCallback, RequestRecord
+from lem.backends.base import Backend, Generation, LoadInfo, ProgressCallback, RequestRecord
+from lem.backends.checkpoint import model_fingerprint
+from lem.backends.precision import gpu_capabilities, with_resolved_precision
 from lem.backends.pytorch.batching import plan_batches
 from lem.backends.pytorch.config import PyTorchConfig
-from lem.config.rules import decoder_values
+from lem.config.decoder import decoder_values
 from lem.config.schema import ExperimentConfig
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -62,16 +64,13 @@ def _output_length(new_tokens: list[int], eos_ids: set[int], fixed_length: bool)
 class PyTorchBackend:
     """transformers generation on one device (CUDA when the run has GPUs and torch sees CUDA, else CPU)."""
 
-    name = "pytorch"
-    timing_source = "batch"  # no per-token timestamps: requests finish when their batch does
-
     def __init__(self, config: ExperimentConfig, model_path: str, gpu_indices: list[int]) -> None:
         assert isinstance(config.backend, PyTorchConfig)
-        self._config = config
         self._backend = config.backend
         self._model_path = model_path
         use_cuda = bool(gpu_indices) and torch.cuda.is_available()
         self._device = torch.device(f"cuda:{gpu_indices[0]}") if use_cuda else torch.device("cpu")
+        self._config = with_resolved_precision(config, model_path, gpu_capabilities(gpu_indices) if use_cuda else None)
         self._model: Any = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._assistant: Any = None
@@ -93,6 +92,18 @@ class PyTorchBackend:
             kwargs["quantization_config"] = _quantization_config(backend, self._config.fp_precision)
         kwargs.update(backend.extra_load)
         return kwargs
+
+    def engine_key(self) -> dict[str, Any]:
+        """The model files, the device, from_pretrained's arguments and what load() applies around them."""
+        backend = self._backend
+        return {
+            "model": model_fingerprint(self._model_path),
+            "device": str(self._device),
+            "from_pretrained": self._load_kwargs(),
+            "torch_threads": backend.torch_threads,
+            "torch_compile": [backend.torch_compile, backend.torch_compile_backend],
+            "assistant_model": backend.assistant_model,
+        }
 
     def load(self) -> LoadInfo:
         """Load tokenizer and model onto the device; apply torch_threads and torch_compile."""
@@ -124,11 +135,26 @@ class PyTorchBackend:
         return LoadInfo(
             device=str(self._device),
             parameters=sum(p.numel() for p in model.parameters()),
-            settings={"torch_threads": torch.get_num_threads(), "dtype": str(model.dtype)},
+            settings={
+                "fp_precision": self._config.fp_precision,
+                "torch_threads": torch.get_num_threads(),
+                "dtype": str(model.dtype),
+            },
         )
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> list[RequestRecord]:
-        """Generate batch by batch as planned; records come back in prompt order."""
+    def adopt(self, previous: Backend) -> None:
+        """Take over the previous job's model, tokenizer and assistant; reset the peak-memory counter."""
+        assert isinstance(previous, PyTorchBackend)
+        self._model, self._tokenizer, self._assistant = previous._model, previous._tokenizer, previous._assistant
+        previous._model = previous._tokenizer = previous._assistant = None
+        if self._assistant is not None:
+            self._generate_kwargs["assistant_model"] = self._assistant
+        if self._device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self._device)
+
+    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
+        """Generate batch by batch as planned; records in prompt order, timed per batch ("batch": no per-token
+        timestamps, a request finishes when its batch does)."""
         assert self._model is not None and self._tokenizer is not None, "load() first"
         tokenizer, backend = self._tokenizer, self._backend
         encoded = tokenizer(prompts, add_special_tokens=True)["input_ids"]  # once: plans batches, then is padded
@@ -168,7 +194,7 @@ class PyTorchBackend:
                 )
             if on_progress is not None:
                 on_progress(len(batch))
-        return [records[i] for i in range(len(prompts))]
+        return Generation([records[i] for i in range(len(prompts))], "batch")
 
     def peak_memory_bytes(self) -> int | None:
         """Peak CUDA memory allocated since load; None on CPU."""

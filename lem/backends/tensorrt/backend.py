@@ -6,53 +6,20 @@ hardware. The engine is built (or found in the cache) inside `load()`, so its en
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lem.backends.base import LoadInfo, ProgressCallback, RequestRecord
+from lem.backends.base import Backend, Generation, LoadInfo, ProgressCallback, RequestRecord, require_leading_gpus
+from lem.backends.checkpoint import model_fingerprint
+from lem.backends.precision import gpu_capabilities, with_resolved_precision
+from lem.backends.tensorrt.api import import_api
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.tensorrt.engine_cache import EngineCache, build_inputs, cache_key, engine_cache_root
 from lem.backends.tensorrt.translate import BUILD_ONLY, NESTED, EnumMember, translate
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
-
-#: The module TensorRT-LLM 1.2.1 exports each name lem uses from (the contract's "imports"). `LLM` there is the
-#: TensorRT-engine flow; `tensorrt_llm.LLM` would be the PyTorch flow.
-API_MODULES = {
-    "LLM": "tensorrt_llm._tensorrt_engine",
-    "BuildConfig": "tensorrt_llm.llmapi",
-    "KvCacheConfig": "tensorrt_llm.llmapi",
-    "SchedulerConfig": "tensorrt_llm.llmapi",
-    "QuantConfig": "tensorrt_llm.llmapi",
-    "CalibConfig": "tensorrt_llm.llmapi",
-    "SamplingParams": "tensorrt_llm.llmapi",
-    "QuantAlgo": "tensorrt_llm.llmapi",
-    "CapacitySchedulerPolicy": "tensorrt_llm.llmapi",
-    "BatchingType": "tensorrt_llm.llmapi",
-    "PluginConfig": "tensorrt_llm.plugin",
-    "KVCacheType": "tensorrt_llm.llmapi.kv_cache_type",
-}
-_WHERE = (
-    "TensorRT-LLM runs on a Linux host with an NVIDIA GPU: install it there with "
-    "pip install -e .[tensorrt] --extra-index-url https://pypi.nvidia.com (see docs/backends.md)"
-)
-
-
-def _import_api() -> tuple[dict[str, Any], str]:
-    """The API names lem uses and tensorrt_llm's version; a one-line LemError where it cannot be imported."""
-    try:
-        import tensorrt_llm
-    except ModuleNotFoundError as ex:
-        if ex.name != "tensorrt_llm":
-            raise LemError(f"backend=tensorrt: tensorrt_llm is installed but cannot import {ex.name}; {_WHERE}") from ex
-        raise LemError(f"backend=tensorrt: the tensorrt_llm package is not installed here; {_WHERE}") from ex
-    except (ImportError, OSError, RuntimeError) as ex:
-        raise LemError(f"backend=tensorrt: tensorrt_llm is installed but failed to import ({ex}); {_WHERE}") from ex
-    api = {name: getattr(importlib.import_module(module), name) for name, module in API_MODULES.items()}
-    return api, str(tensorrt_llm.__version__)
 
 
 def _real(api: dict[str, Any], value: Any) -> Any:
@@ -66,6 +33,13 @@ def _instantiate(api: dict[str, Any], kwargs: dict[str, dict[str, Any]], name: s
         if parent == name and kwargs.get(child):
             args[keyword] = _instantiate(api, kwargs, child)
     return api[name](**args)
+
+
+def special_tokens_added(model_path: str) -> int:
+    """Special tokens (BOS, ...) the model's tokenizer adds to a prompt; TensorRT-LLM counts them in max_input_len."""
+    from transformers import AutoTokenizer
+
+    return int(AutoTokenizer.from_pretrained(model_path).num_special_tokens_to_add())
 
 
 def _required(obj: Any, attribute: str) -> Any:
@@ -131,33 +105,29 @@ def request_records(outputs: Sequence[Any], batch_s: float) -> tuple[list[Reques
 class TensorRTBackend:
     """TensorRT-LLM's LLM API on the run's GPUs (the first tp_size × pp_size visible ones)."""
 
-    name = "tensorrt"
-    timing_source = "batch"  # updated by generate() to where its timings came from
-
     def __init__(self, config: ExperimentConfig, model_path: str, gpu_indices: list[int]) -> None:
         assert isinstance(config.backend, TensorRTConfig)
-        self._config = config
+        self._config = with_resolved_precision(config, model_path, gpu_capabilities(gpu_indices), allow_float32=False)
         self._model_path = model_path
         self._gpu_indices = gpu_indices
         self._llm: Any = None
         self._sampling_params: Any = None
 
-    def _check_gpus(self) -> None:
-        wanted = self._gpu_indices
-        if wanted != list(range(len(wanted))):
-            raise LemError(
-                f"gpus={wanted}: TensorRT-LLM uses the first {len(wanted)} visible GPU(s); select them with "
-                f"CUDA_VISIBLE_DEVICES={','.join(map(str, wanted))} and gpus=null",
-                phase="load",
-            )
+    def _kwargs(self) -> dict[str, dict[str, Any]]:
+        return translate(self._config, self._model_path, special_tokens_added(self._model_path))
+
+    def engine_key(self) -> dict[str, Any]:
+        """The model files, the GPUs and every API object's keyword arguments but SamplingParams'."""
+        kwargs = {name: args for name, args in self._kwargs().items() if name != "SamplingParams"}
+        return {"model": model_fingerprint(self._model_path), "gpus": self._gpu_indices, "api": kwargs}
 
     def load(self) -> LoadInfo:
         """Build the engine (or reuse the cached one) and start TensorRT-LLM's runtime on it."""
-        api, version = _import_api()
-        self._check_gpus()
+        api, version = import_api()
+        require_leading_gpus("TensorRT-LLM", self._gpu_indices)
         backend = self._config.backend
         assert isinstance(backend, TensorRTConfig)
-        kwargs = translate(self._config, self._model_path)
+        kwargs = self._kwargs()
         inputs = build_inputs(self._config, self._model_path, kwargs, version)
         key = cache_key(inputs)
 
@@ -180,6 +150,7 @@ class TensorRTBackend:
             device=device,
             parameters=None,
             settings={
+                "fp_precision": self._config.fp_precision,
                 "engine_dir": str(engine.path),
                 "built": engine.built,
                 "build_s": engine.build_s,
@@ -188,16 +159,23 @@ class TensorRTBackend:
             },
         )
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> list[RequestRecord]:
+    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
         """Submit every prompt in one call (TensorRT-LLM batches in flight); records come back in prompt order."""
         assert self._llm is not None, "load() first"
         started = time.perf_counter()
         outputs = self._llm.generate(prompts, sampling_params=self._sampling_params, use_tqdm=False)
         batch_s = time.perf_counter() - started
-        records, self.timing_source = request_records(outputs, batch_s)
+        records, timing_source = request_records(outputs, batch_s)
         if on_progress is not None:
             on_progress(len(prompts))
-        return records
+        return Generation(records, timing_source)
+
+    def adopt(self, previous: Backend) -> None:
+        """Take over the previous job's runtime; this job's own SamplingParams."""
+        assert isinstance(previous, TensorRTBackend)
+        self._llm, previous._llm = previous._llm, None
+        api, _ = import_api()
+        self._sampling_params = _instantiate(api, self._kwargs(), "SamplingParams")
 
     def peak_memory_bytes(self) -> int | None:
         """None: the engine runs in TensorRT-LLM's worker processes, whose peak memory this process cannot read."""

@@ -30,13 +30,15 @@ class TensorRTConfig(BackendConfig):
     )
     max_input_len: int | None = param(
         None,
-        description="Longest prompt the engine accepts; null = max_input_tokens.",
+        description="Longest prompt the engine accepts, in tokens as the tokenizer encodes it (special tokens such "
+        "as BOS included); null = max_input_tokens + the special tokens the tokenizer adds.",
         ge=1,
         maps_to="BuildConfig.max_input_len",
     )
     max_seq_len: int | None = param(
         None,
-        description="Prompt + output length at most; null = max_input_tokens + max_output_tokens.",
+        description="Prompt (special tokens included) + output length at most; null = max_input_len's default + "
+        "max_output_tokens.",
         ge=1,
         maps_to="BuildConfig.max_seq_len",
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lem.atomic import install_folder, write_json_atomic
+from lem.backends.checkpoint import model_fingerprint
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.tensorrt.translate import BUILD_ONLY, EnumMember
 from lem.config.schema import ExperimentConfig
@@ -35,28 +36,6 @@ def engine_cache_root(config: ExperimentConfig) -> Path:
     if backend.engine_cache_dir is not None:
         return Path(backend.engine_cache_dir).expanduser()
     return cache_root(config.cache_dir) / "trt_engines"
-
-
-def _model_folder(model_path: str) -> Path:
-    path = Path(model_path)
-    if path.is_dir():
-        return path
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model_path, "config.json")
-    assert isinstance(cached, str), f"{model_path} is neither a folder nor in the Hugging Face cache"
-    return Path(cached).parent
-
-
-def model_fingerprint(model_path: str) -> dict[str, Any]:
-    """The model's identity: its path or id, the SHA-256 of its config.json, and its files' names and sizes (bytes)."""
-    folder = _model_folder(model_path)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    return {
-        "model": model_path,
-        "config_json_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
-        "files": {p.name: p.stat().st_size for p in files},
-    }
 
 
 def build_inputs(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lem.backends.tensorrt.config import TensorRTConfig
-from lem.config.rules import decoder_values
+from lem.config.decoder import decoder_values
 from lem.config.schema import ExperimentConfig
 
 
@@ -69,10 +69,12 @@ ENUM_VALUES: dict[str, tuple[str, dict[str, str | None]]] = {
     ),
 }
 
-#: Fields whose null means a length taken from the workload (tokens), as their descriptions say.
-_WORKLOAD_DEFAULTS: dict[str, Callable[[ExperimentConfig], int]] = {
-    "max_input_len": lambda config: config.max_input_tokens,
-    "max_seq_len": lambda config: config.max_input_tokens + config.max_output_tokens,
+#: Fields whose null means a length taken from the workload, in tokens, as their descriptions say: (config, special
+#: tokens the tokenizer adds to a prompt) → length. lem's prompts are at most max_input_tokens long without special
+#: tokens; TensorRT-LLM counts the prompt as the tokenizer encodes it, BOS included.
+_WORKLOAD_DEFAULTS: dict[str, Callable[[ExperimentConfig, int], int]] = {
+    "max_input_len": lambda config, special: config.max_input_tokens + special,
+    "max_seq_len": lambda config, special: config.max_input_tokens + special + config.max_output_tokens,
 }
 
 
@@ -92,10 +94,10 @@ def extra_targets() -> dict[str, str]:
     return {f.name: f.metadata["maps_to"] for f in fields if f.metadata.get("maps_to") in OBJECTS}
 
 
-def _value(config: ExperimentConfig, field_name: str) -> Any:
+def _value(config: ExperimentConfig, field_name: str, special_tokens: int) -> Any:
     value = getattr(config.backend, field_name)
     if value is None and field_name in _WORKLOAD_DEFAULTS:
-        return _WORKLOAD_DEFAULTS[field_name](config)
+        return _WORKLOAD_DEFAULTS[field_name](config, special_tokens)
     if value is not None and field_name in ENUM_VALUES:
         enum, members = ENUM_VALUES[field_name]
         member = members[value]
@@ -125,18 +127,20 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-def translate(config: ExperimentConfig, model_path: str) -> dict[str, dict[str, Any]]:
+def translate(config: ExperimentConfig, model_path: str, special_tokens: int) -> dict[str, dict[str, Any]]:
     """Keyword arguments of every API object, keyed by object name (see `OBJECTS`); nested objects are not filled in.
 
-    LLM gets the model and its tokenizer (`model_path`), dtype = fp_precision and return_perf_metrics; every mapped
-    field follows, then the escape hatches (extra_build_args → BuildConfig, extra_runtime_args → LLM), last.
+    LLM gets the model and its tokenizer (`model_path`), dtype = fp_precision (resolved: never "auto") and
+    return_perf_metrics; every mapped field follows, then the escape hatches (extra_build_args → BuildConfig,
+    extra_runtime_args → LLM), last. `special_tokens` is how many the tokenizer adds to a prompt (BOS): the lengths
+    taken from the workload count them.
     """
     backend = config.backend
     assert isinstance(backend, TensorRTConfig)
     kwargs: dict[str, dict[str, Any]] = {name: {} for name in OBJECTS}
     kwargs["LLM"].update(model=model_path, tokenizer=model_path, dtype=config.fp_precision, return_perf_metrics=True)
     for field_name, (obj, keyword) in field_targets().items():
-        value = _value(config, field_name)
+        value = _value(config, field_name, special_tokens)
         if value is not None or obj in _NONE_IS_A_VALUE:
             kwargs[obj][keyword] = value
     for field_name, obj in extra_targets().items():

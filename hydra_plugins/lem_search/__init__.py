@@ -1,0 +1,1 @@
+"""lem's search sweeper (hydra/sweeper=lem_search); Hydra requires plugins under the hydra_plugins package."""
