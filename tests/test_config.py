@@ -214,8 +214,11 @@ def test_rules_stay_quiet_where_the_config_is_possible() -> None:
         ),
     ],
 )
-def test_bad_input_is_one_line_error(args: list[str], expected: str, tmp_path: Path) -> None:
-    result = run_lem(*args, cwd=tmp_path)
+def test_bad_input_is_one_line_error(args: list[str], expected: str, tmp_path: Path, lem_cache: Path) -> None:
+    from lem.model.tiny import ensure_tiny_model
+
+    ensure_tiny_model(lem_cache)  # extra_load keys are checked against the model's own config class: it must exist
+    result = run_lem(*args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     error_line = one_error_line(result.stderr)
