@@ -68,6 +68,8 @@ def print_summary(result: Result, results_path: str) -> None:
     metrics, energy = result.metrics, result.energy
     assert metrics is not None and energy is not None
     table = Table(title=f"lem: {result.config['backend']['name']} on {result.config['model']}", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a long results path wraps on a narrow terminal instead of being cut
     if energy.measured_energy_j is not None:
         sources = sorted({d.source for d in energy.domains if d.source in ("counter", "power_integration")})
         table.add_row("energy (measured)", f"{_fmt(energy.measured_energy_j, 'J')} [{', '.join(sources)}]")
