@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,50 @@ import pytest
 from lem.config.store import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-__all__ = ["REPO", "compose_config", "one_error_line", "result_files", "run_lem"]
+__all__ = ["REPO", "compose_config", "one_error_line", "result_files", "run_lem", "start_lem", "wait_until"]
+
+
+def _lem_env(env: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment, offline, without HYDRA_FULL_ERROR (so that lem prints its one-line errors)."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return full_env
 
 
 def run_lem(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, module: str = "lem"
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m lem ARGS` in `cwd` (Hydra writes outputs/ there)."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=_lem_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def start_lem(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m lem ARGS` in the background, as run_lem runs it (stdout and stderr piped, as text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lem", *args],
+        cwd=cwd,
+        env=_lem_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` every 0.2 s; fail naming `what` after `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def result_files(root: Path) -> list[Path]:

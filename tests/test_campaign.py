@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_lem
+from conftest import REPO, run_lem, start_lem
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from hydra_plugins.lem_campaign.sweeper import expand_grid
@@ -237,15 +237,7 @@ def test_interrupted_job_is_rerun_on_resume(tmp_path: Path, lem_cache: Path) -> 
     sweep = tmp_path / "sweep"
     args = [a for a in _campaign(sweep) if a not in ("backend.batch_size=1,2", "num_input_prompts=4")]
     args += ["backend.batch_size=1", "num_input_prompts=4,400"]
-    env = {**__import__("os").environ, "LEM_CACHE_DIR": str(lem_cache), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lem", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_lem(*args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     log = sweep / "p001_c00" / "lem.log"
     deadline = time.monotonic() + 120
     while not (log.is_file() and "phase: measure" in log.read_text()) and time.monotonic() < deadline:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, result_files
+from conftest import compose_config, result_files, start_lem
 
 from lem.errors import LemError
 from lem.interrupts import RunInterrupted
@@ -43,17 +41,8 @@ def _wait_for_phase(root: Path, phase: str, process: subprocess.Popen[str], time
 def test_signal_during_measurement_writes_interrupted_result(
     signum: int, exit_code: int, tmp_path: Path, lem_cache: Path
 ) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEM_CACHE_DIR": str(lem_cache)}
-    env.pop("HYDRA_FULL_ERROR", None)
     args = ["num_input_prompts=400", "max_output_tokens=64", "backend.batch_size=1", "warmup.enabled=false"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lem", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_lem(*args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     try:
         _wait_for_phase(tmp_path, "measure", process, timeout_s=120)
         time.sleep(0.3)  # well inside the window: 400 single-prompt batches take far longer

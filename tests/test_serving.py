@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, compose_config, one_error_line, result_files, run_lem
+from conftest import REPO, compose_config, one_error_line, result_files, run_lem, start_lem, wait_until
 
 from lem.config.machine import probe_machine
 from lem.config.rules import errors, validate
@@ -109,26 +109,9 @@ class Watch:
             raise AssertionError(f"processes left behind: {left}") from None
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def start_lem(args: list[str], cwd: Path, watch: Watch, cache: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEM_CACHE_DIR": str(cache), TAG_ENV: watch.tag}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lem", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_watched(args: list[str], cwd: Path, watch: Watch, cache: Path) -> subprocess.Popen[str]:
+    """`python -m lem ARGS` in the background, its processes tagged for `watch`."""
+    return start_lem(*args, cwd=cwd, env={"LEM_CACHE_DIR": str(cache), TAG_ENV: watch.tag})
 
 
 def lem_log(root: Path) -> str:
@@ -576,7 +559,9 @@ def test_serving_run_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
     """The Done-when run (shortened), with a non-default engine argument that the server must have received."""
     pytest.importorskip("vllm")
     watch = Watch()
-    process = start_lem([*QUICK, "scenario.request_rate=4", "backend.max_model_len=384"], tmp_path, watch, lem_cache)
+    process = start_watched(
+        [*QUICK, "scenario.request_rate=4", "backend.max_model_len=384"], tmp_path, watch, lem_cache
+    )
     stderr = watch.communicate(process, timeout_s=600)
     assert process.returncode == 0, stderr[-3000:]
     assert watch.sessions, "the server was seen"
@@ -613,7 +598,7 @@ def test_serving_run_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
 def test_a_server_that_dies_mid_window_fails_the_job_naming_the_phase(tmp_path: Path, lem_cache: Path) -> None:
     pytest.importorskip("vllm")
     watch = Watch()
-    process = start_lem([*QUICK, "scenario.request_rate=2"], tmp_path, watch, lem_cache)
+    process = start_watched([*QUICK, "scenario.request_rate=2"], tmp_path, watch, lem_cache)
     try:
         wait_for(lambda: "serving window opened" in lem_log(tmp_path), process, watch, timeout_s=400)
         child = watch.find(SERVER_CHILD)
@@ -641,7 +626,7 @@ def test_no_server_process_outlives_lem(
     the window: nothing lem started is left, the engine core included."""
     pytest.importorskip("vllm")
     watch = Watch()
-    process = start_lem([*QUICK, "scenario.request_rate=2"], tmp_path, watch, lem_cache)
+    process = start_watched([*QUICK, "scenario.request_rate=2"], tmp_path, watch, lem_cache)
     try:
         if when == "engine core":
             wait_for(lambda: watch.find(ENGINE_CORE) is not None, process, watch, timeout_s=400)
@@ -665,7 +650,7 @@ def test_no_server_process_outlives_lem(
 def test_a_vllm_server_that_is_not_healthy_in_time_fails_the_load(tmp_path: Path, lem_cache: Path) -> None:
     pytest.importorskip("vllm")
     watch = Watch()
-    process = start_lem([*QUICK, "scenario.server_start_timeout_s=3"], tmp_path, watch, lem_cache)
+    process = start_watched([*QUICK, "scenario.server_start_timeout_s=3"], tmp_path, watch, lem_cache)
     line = one_error_line(watch.communicate(process, timeout_s=300))
     assert process.returncode == 2
     assert "scenario.server_start_timeout_s=3: the vLLM server did not answer /health within 3 s" in line, line

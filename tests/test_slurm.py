@@ -7,10 +7,8 @@ slurmdbd) exactly as on a real cluster. Without a cluster that answers `sinfo`, 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_lem
+from conftest import run_lem, start_lem, wait_until
 
 QUICK = [
     "num_input_prompts=4",
@@ -76,27 +74,6 @@ def _sweep_args(sweep: Path, name: str, *args: str) -> list[str]:
         *QUICK,
         *args,
     ]
-
-
-def _start(args: list[str], cwd: Path, cache: Path) -> subprocess.Popen[str]:
-    """`python -m lem ARGS` in the background, as run_lem runs it."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEM_CACHE_DIR": str(cache)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lem", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_until(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(0.2)
 
 
 def _slurm_job(name: str, task: int) -> str:
@@ -231,9 +208,11 @@ def test_a_killed_job_ends_the_sweep_with_a_clear_error_not_a_hang(
     tmp_path: Path, lem_cache: Path, job_name: str
 ) -> None:
     sweep = tmp_path / "sweep"
-    sweep_run = _start(_sweep_args(sweep, job_name, f"warmup.count=1,{BUSY}"), tmp_path, lem_cache)
+    sweep_run = start_lem(
+        *_sweep_args(sweep, job_name, f"warmup.count=1,{BUSY}"), cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)}
+    )
     try:
-        _wait_until(lambda: (sweep / "1" / ".hydra").is_dir(), 180, "the busy job to start")
+        wait_until(lambda: (sweep / "1" / ".hydra").is_dir(), 180, "the busy job to start")
         subprocess.run(["scancel", "--signal=KILL", _slurm_job(job_name, 1)], check=True)
         killed = time.monotonic()
         _, stderr = sweep_run.communicate(timeout=180)
@@ -268,13 +247,13 @@ def test_a_signalled_job_is_requeued_and_runs_once_cleanly(
         f"hydra.launcher.timeout_min={timeout_min}",
         f"hydra.launcher.max_num_timeout={max_num_timeout}",
     )
-    sweep_run = _start(args, tmp_path, lem_cache)
+    sweep_run = start_lem(*args, cwd=tmp_path, env={"LEM_CACHE_DIR": str(lem_cache)})
     try:
-        _wait_until(lambda: (sweep / "0" / ".hydra").is_dir(), 180, "the job to start")
+        wait_until(lambda: (sweep / "0" / ".hydra").is_dir(), 180, "the job to start")
         job_id = _slurm_job(job_name, 0)
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
         if requeued:
-            _wait_until(lambda: _job_state(job_id) == "PENDING", 60, "the job to be requeued")
+            wait_until(lambda: _job_state(job_id) == "PENDING", 60, "the job to be requeued")
             assert not (sweep / "0" / "results.json").exists(), "the interrupted attempt wrote nothing"
             # SLURM holds a requeued job for 120 s (BeginTime); let it start now to keep the test short.
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
