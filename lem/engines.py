@@ -1,9 +1,14 @@
 """Engine reuse across the jobs of one process: at most one loaded engine is kept between jobs.
 
-A job's backend takes over the kept engine when their engine keys are equal (`Backend.engine_key`: the translated
-engine and loader arguments and the model files' fingerprint); otherwise the kept engine is closed before the new one
-loads. The idle baseline that was in force when the kept engine loaded travels with it, so that no baseline is ever
-measured with an engine resident. `python -m lem` closes what is kept when the sweep ends, however it ends.
+A job's backend takes over the kept engine when their engine keys are equal (`Backend.engine_key`: the model files'
+fingerprint, what the config decides the engine and loader get, i.e. its spec's pure `engine_arguments`, and what
+only load knows, such as the device); otherwise the kept engine is closed before the new one loads. The idle
+baseline that was in force when the kept engine loaded travels with it, so that no baseline is ever measured with an
+engine resident. `python -m lem` closes what is kept when the sweep ends, however it ends.
+
+A dry run plans the same without a backend: `planned_key` is the key's pure part, and `planned_loads` walks a job
+order counting the loads. It cannot see what only load knows, so it is an estimate for jobs whose device or host
+settings differ (they do not within one sweep on one machine).
 """
 
 from __future__ import annotations
@@ -11,8 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from lem.backends.checkpoint import find_model_folder, model_fingerprint
+from lem.backends.registry import backend_spec
+from lem.config.schema import ExperimentConfig
 
 if TYPE_CHECKING:
     from lem.assemble import IdleBaseline
@@ -21,10 +31,42 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def reuse_key(backend: Backend) -> str:
-    """The engine key as a short hash (sha256 of its canonical JSON, first 16 hex digits)."""
-    canonical = json.dumps(backend.engine_key(), sort_keys=True, default=str)
+def key_digest(key: dict[str, Any]) -> str:
+    """An engine key as a short hash (sha256 of its canonical JSON, first 16 hex digits)."""
+    canonical = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def reuse_key(backend: Backend) -> str:
+    """The backend's engine key as a short hash (`key_digest`)."""
+    return key_digest(backend.engine_key())
+
+
+def reuse_applies(config: ExperimentConfig) -> bool:
+    """Whether a job takes over and leaves engines: backend.reuse, in the offline scenario (a server is its own)."""
+    return config.backend.reuse and config.scenario.name == "offline"
+
+
+def planned_key(config: ExperimentConfig) -> str:
+    """The digest of what a dry run knows of `config`'s engine key: the backend's `engine_arguments` for the model's
+    folder with its fingerprint, where the model is on this machine, else for the model's name (nothing is built or
+    downloaded). fp_precision=auto stays unresolved: it resolves the same way for every job on one machine."""
+    folder = find_model_folder(config.model, config.cache_dir)
+    model_path = str(folder) if folder is not None else config.model
+    fingerprint = model_fingerprint(model_path) if folder is not None else {"model": config.model}
+    return key_digest({"model": fingerprint, **backend_spec(config.backend.name).engine_arguments(config, model_path)})
+
+
+def planned_loads(configs: Iterable[ExperimentConfig]) -> list[bool]:
+    """For jobs run in this order in one process: whether each loads its engine (True) or takes over the previous
+    job's (False). A job loads when it is the first, when reuse does not apply to it or to the job before (which then
+    leaves nothing), or when its planned key differs from the previous job's."""
+    loads, previous = [], None
+    for config in configs:
+        key = planned_key(config) if reuse_applies(config) else None
+        loads.append(key is None or key != previous)
+        previous = key
+    return loads
 
 
 @dataclass

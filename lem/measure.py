@@ -1,9 +1,10 @@
 """The measured window, and nothing else runs in it: sync → open the meter → every measured batch → sync → close.
 
 Beside the work run only one sampler thread (at `timeseries.sample_rate_hz`: the timeseries, whose power samples
-also integrate GPUs without an energy counter; with the timeseries off, the meter's own for such GPUs) and one
-progress-bar update per finished batch; device reads for the quality block happen before the window opens and after
-it closes.
+also integrate GPUs without an energy counter; with the timeseries off, the meter's own for such GPUs), and at each
+boundary the backend reports (a batch's end; an engine step where a request got its first token or finished) one
+read of the energy counters (a meter mark, for per-request energy) and a progress-bar update where prompts finished;
+device reads for the quality block happen before the window opens and after it closes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lem.attribution import RequestSet
 from lem.backends.base import Backend, Generation
 from lem.config.schema import TimeseriesConfig
 from lem.energy.devices import gpu_sharing, worst_sharing
@@ -42,6 +44,11 @@ class Measurement:
     temperature_end_c: dict[str, float]
     gpu_sharing: str | None
 
+    @property
+    def requests(self) -> RequestSet:
+        """The requests that share the window's energy (lem.attribution): every prompt's, in prompt order."""
+        return RequestSet.in_prompt_order(self.generation)
+
 
 def _sharing(meter: EnergyMeter) -> str | None:
     return gpu_sharing(meter.gpus, meter.gpu_indices, meter.on_cuda) if meter.gpu_indices else None
@@ -61,9 +68,15 @@ def measure_window(
         task = progress.add_task("measure", total=len(prompts))
         if sampler is not None:
             sampler.start()
+
+        def boundary(finished: int) -> None:
+            meter.mark(WINDOW_KEY)
+            if finished:
+                progress.update(task, advance=finished, refresh=True)
+
         try:
             meter.begin(WINDOW_KEY, sampler)
-            generation = backend.generate(prompts, lambda n: progress.update(task, advance=n, refresh=True))
+            generation = backend.generate(prompts, boundary)
             window = meter.end(WINDOW_KEY)
         finally:
             if sampler is not None:

@@ -66,7 +66,7 @@ def domain_energies(
                     None,
                     None,
                     False,
-                    "no hardware counter and estimation is off (energy.when_no_counter)",
+                    reading.note or "no hardware counter and estimation is off (energy.when_no_counter)",
                 )
             )
     return energies

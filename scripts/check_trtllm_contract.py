@@ -9,7 +9,13 @@ tests stand on it. This script reads the installed package by introspection (pyd
   and defaults where the contract records a plain value (types are not compared: the notation is lem's own);
 - enum members, LLM's methods and their parameters, and the fields of RequestOutput and CompletionOutput.
 
+With --serve it compares trtllm-serve's contract (tests/contracts/trtllm_serve_cli.json, what scenario=serving
+passes to it) instead: the serve command's arguments and options (click: names, flags, switches, choices,
+defaults), the completions request fields lem sends (required ones included, and that unknown fields are refused),
+and the stream options.
+
     python scripts/check_trtllm_contract.py [--contract PATH]
+    python scripts/check_trtllm_contract.py --serve [--contract PATH]
 
 Exit status: 0 when the installed API matches, 1 when it differs, 2 when tensorrt_llm cannot be imported.
 """
@@ -32,6 +38,7 @@ from lem.backends.escape_hatches import accepted_keywords
 from lem.backends.tensorrt.api import LLM_ARGS, llm_keywords
 
 CONTRACT = Path(__file__).resolve().parent.parent / "tests" / "contracts" / "tensorrt_llm_api.json"
+SERVE_CONTRACT = CONTRACT.parent / "trtllm_serve_cli.json"
 REQUIRED = "<required>"
 #: A default the contract records that is not a plain value ("<KvCacheConfig()>", a dict), or one read from a
 #: default factory: not compared.
@@ -185,10 +192,87 @@ def differences(contract: dict[str, Any]) -> list[str]:
     return found
 
 
+def _serve_option(name: str, spec: dict[str, Any], param: Any) -> Iterator[str]:
+    """Differences between one recorded serve option and the installed click option."""
+    if sorted(param.opts) != sorted(spec["opts"]):
+        yield f"serve {name}: flags {sorted(param.opts)} installed, {sorted(spec['opts'])} recorded"
+    if bool(param.is_flag) != (spec["type"] == "flag"):
+        kind = "a switch" if param.is_flag else "takes a value"
+        yield f"serve {name}: {kind} installed, type {spec['type']} recorded"
+    choices = getattr(param.type, "choices", None)
+    if "choices" in spec and sorted(choices or ()) != sorted(spec["choices"]):
+        yield f"serve {name}: choices {sorted(choices or ())} installed, {sorted(spec['choices'])} recorded"
+    if not spec.get("multiple") and not _same_default(spec["default"], param.default):
+        yield f"serve {name}: default {param.default!r} installed, {spec['default']!r} recorded"
+
+
+def _serve_command(entry: dict[str, Any]) -> Any:
+    """The installed serve command (click), or a one-line reason it cannot be found."""
+    group = _import(entry["module"], entry["group"])
+    if isinstance(group, str):
+        return group
+    command = getattr(group, "commands", {}).get(entry["command"])
+    return command or f"{entry['module']}.{entry['group']} has no command {entry['command']!r}"
+
+
+def _request_model(name: str, spec: dict[str, Any], complete: bool) -> Iterator[str]:
+    """Differences between a recorded request model (pydantic) and the installed one; `complete`: every installed
+    field must be recorded too."""
+    cls = _import(spec["module"], spec["class"])
+    if isinstance(cls, str):
+        yield f"{name}: {cls}"
+        return
+    names, defaults = accepted_keywords(cls), installed_defaults(cls)
+    recorded = spec.get("fields_lem_sends") or spec["fields"]
+    for field in sorted(set(recorded) - names):
+        yield f"{name}.{field}: recorded in the contract, not a field of the installed {name}"
+    if complete:
+        for field in sorted(names - set(recorded)):
+            yield f"{name}.{field}: a field of the installed {name}, not recorded in the contract"
+    for field in sorted(set(spec.get("required", ())) & names):
+        if defaults[field] != REQUIRED:
+            yield f"{name}.{field}: recorded as required, optional in the installed {name}"
+    for field in sorted(set(recorded) & set(defaults)):
+        wanted = recorded[field].get("default", REQUIRED if field in spec.get("required", ()) else None)
+        if "default" in recorded[field] and not _same_default(wanted, defaults[field]):
+            yield f"{name}.{field}: default {defaults[field]!r} installed, {wanted!r} recorded"
+    extra = (getattr(cls, "model_config", None) or {}).get("extra")
+    if "extra" in spec and extra != spec["extra"]:
+        yield f"{name}: extra={extra!r} installed (unknown request fields), {spec['extra']!r} recorded"
+
+
+def serve_differences(contract: dict[str, Any]) -> list[str]:
+    """Every difference between trtllm-serve's contract and the installed tensorrt_llm (which must be importable)."""
+    command = _serve_command(contract["entry"])
+    if isinstance(command, str):
+        return [f"trtllm-serve: {command}"]
+    found: list[str] = []
+    params = {p.name: p for p in command.params}
+    options = {name: p for name, p in params.items() if p.param_type_name == "option"}
+    arguments = {name for name, p in params.items() if p.param_type_name == "argument"}
+    recorded_arguments = set(contract["entry"]["arguments"])
+    for name in sorted(recorded_arguments - arguments):
+        found.append(f"serve argument {name}: recorded in the contract, not taken by the installed serve command")
+    for name in sorted(arguments - recorded_arguments):
+        found.append(f"serve argument {name}: taken by the installed serve command, not recorded in the contract")
+    recorded = contract["options"]
+    for name in sorted(set(recorded) - set(options)):
+        found.append(f"serve {name}: recorded in the contract, not an option of the installed serve command")
+    for name in sorted(set(options) - set(recorded)):
+        found.append(f"serve {name}: an option of the installed serve command, not recorded in the contract")
+    for name in sorted(set(recorded) & set(options)):
+        found += _serve_option(name, recorded[name], options[name])
+    found += _request_model("CompletionRequest", contract["completion_request"], complete=False)
+    found += _request_model("StreamOptions", contract["stream_options"], complete=True)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contract", type=Path, default=CONTRACT, help="the contract JSON (default: lem's)")
-    contract_path = parser.parse_args(argv).contract
+    parser.add_argument("--contract", type=Path, help="the contract JSON (default: lem's, for what is checked)")
+    parser.add_argument("--serve", action="store_true", help="check trtllm-serve's contract instead of the LLM API's")
+    args = parser.parse_args(argv)
+    contract_path = args.contract or (SERVE_CONTRACT if args.serve else CONTRACT)
     contract = json.loads(contract_path.read_text())
     try:
         import tensorrt_llm
@@ -198,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     version = getattr(tensorrt_llm, "__version__", "unknown")
     recorded = contract["source"]["tag"].lstrip("v")
     print(f"installed tensorrt_llm {version}; contract {contract_path.name} records {recorded}")
-    found = differences(contract)
+    found = serve_differences(contract) if args.serve else differences(contract)
     for line in found:
         print(line)
     print(f"{len(found)} difference(s)" if found else "no differences")

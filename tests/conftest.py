@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from lem.config.store import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-__all__ = ["REPO", "compose_config", "one_error_line", "result_files", "run_lem", "start_lem", "wait_until"]
+__all__ = [
+    "REPO",
+    "compose_config",
+    "load_module",
+    "one_error_line",
+    "result_files",
+    "run_lem",
+    "start_lem",
+    "wait_until",
+]
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """The Python file `path` imported as module `name` (a script, or a test double written at run time); registered
+    in sys.modules, where its dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _lem_env(env: dict[str, str] | None) -> dict[str, str]:

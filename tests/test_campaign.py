@@ -115,6 +115,39 @@ def test_shuffled_plan_is_reproducible(tmp_path: Path) -> None:
     assert not (tmp_path / "s").exists(), "a dry run launches nothing"
 
 
+def test_dry_run_counts_engine_loads_in_run_order(tmp_path: Path) -> None:
+    """Interleaved points with different engines reload at every job, and the plan says what grouped would load."""
+
+    def plan(*extra: str) -> str:
+        args = [a for a in _campaign(tmp_path / "s", "dry_run=true", "campaign.cycles=3") if "batch_size" not in a]
+        run = run_lem(*args, *extra, cwd=tmp_path, env={"COLUMNS": "200"})
+        assert run.returncode == 0, run.stderr[-2000:]
+        return " ".join(run.stderr.split())
+
+    precisions = "fp_precision=float32,bfloat16"
+    assert "engine loads: 6 of 6 jobs (reuse on; " in plan(precisions)
+    assert "campaign.structure=grouped would load 2" in plan(precisions)
+    assert "engine loads: 2 of 6 jobs (reuse on; " in plan(precisions, "campaign.structure=grouped")
+    assert "engine loads: 1 of 6 jobs" in plan("backend.batch_size=1,2"), "the batch size is generate's"
+    assert "engine loads: 6 of 6 jobs (reuse off; " in plan("backend.batch_size=1,2", "backend.reuse=false")
+
+
+def test_each_dry_run_job_says_whether_it_would_reuse_the_previous_engine(tmp_path: Path) -> None:
+    run = run_lem("-m", "backend=vllm", "random_seed=1,1,2", "dry_run=true", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    engines = [line.split("│")[2].strip() for line in run.stderr.splitlines() if "engine (planned)" in line]
+    assert [e.split("; ")[1] for e in engines] == [
+        "loads",
+        "reuses the previous job's engine",
+        "loads (the previous job's engine differs)",
+    ]
+    assert engines[0].split(";")[0] == engines[1].split(";")[0] != engines[2].split(";")[0]
+    trt = run_lem(
+        "-m", "backend=tensorrt", "fp_precision=float16", "max_output_tokens=4,8", "dry_run=true", cwd=tmp_path
+    )
+    assert trt.returncode == 0 and trt.stderr.count("WARNING [ENGINE_FOLLOWS_WORKLOAD] backend.max_seq_len") == 2
+
+
 @pytest.mark.slow
 def test_failing_point_is_isolated(tmp_path: Path, lem_cache: Path) -> None:
     sweep = tmp_path / "sweep"

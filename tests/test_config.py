@@ -198,6 +198,8 @@ def test_rules_stay_quiet_where_the_config_is_possible() -> None:
         (["backend.batch_size=abc"], r"backend\.batch_size: .*'abc'.*expects int"),
         (["no_such_key=1", "dry_run=true"], r"no_such_key: unknown key"),
         (["backend.batch_sze=4"], r"did you mean 'backend\.batch_size'"),
+        (["scenario.request_rate=3"], r"scenario\.request_rate: unknown key.*select scenario=serving first"),
+        (["backend.max_num_seqs=8"], r"max_num_seqs is a key of backend=vllm: select backend=vllm first"),
         (["fp_precision=float64", "dry_run=true"], r"fp_precision: 'float64' is not allowed; use one of"),
         (
             ["backend.extra.penalty_alph=0.5"],

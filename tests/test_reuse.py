@@ -13,7 +13,7 @@ from lem.backends.base import create_backend
 from lem.config.identity import config_hash
 from lem.config.machine import probe_machine
 from lem.config.rules import validate
-from lem.engines import EngineKeeper, reuse_key
+from lem.engines import EngineKeeper, planned_key, planned_loads, reuse_key
 from lem.model.tiny import ensure_tiny_model
 from lem.results.reader import read_result
 
@@ -33,6 +33,62 @@ def test_engine_key_follows_what_the_engine_is_given(lem_cache: Path) -> None:
     assert _key(lem_cache, "backend.attn_implementation=eager") != base, "a loader argument"
     assert _key(lem_cache, "fp_precision=bfloat16") != base
     assert _key(lem_cache, "backend.reuse=false") == base
+
+
+def _loads(common: list[str], *jobs: str) -> list[bool]:
+    """planned_loads of one job per override (space-separated overrides for one job), in this order."""
+    return planned_loads([compose_config(*common, *job.split()) for job in jobs])
+
+
+def test_planned_loads_count_engine_changes_in_run_order() -> None:
+    """What a dry run counts, without any engine: the pure engine arguments of each job, in run order."""
+    interleaved = ["fp_precision=float32", "fp_precision=bfloat16"] * 3
+    assert sum(_loads([], *interleaved)) == 6, "interleaved points with different engines reload every job"
+    assert sum(_loads([], *sorted(interleaved))) == 2, "grouped: one load per engine"
+    assert _loads([], "backend.batch_size=1", "backend.batch_size=8") == [True, False], "batching is generate's"
+    assert _loads([], "backend.batch_size=1", "backend.batch_size=1 backend.reuse=false") == [True, True]
+    assert _loads([], "backend.reuse=false", "max_output_tokens=9") == [True, True], "a job without reuse keeps none"
+    vllm = ["backend=vllm"]
+    assert _loads(vllm, "max_output_tokens=4", "max_output_tokens=8", "max_output_tokens=16") == [True, False, False]
+    assert _loads(vllm, "random_seed=1", "random_seed=2", "random_seed=3") == [True] * 3, "seed is EngineArgs.seed"
+    assert _loads(vllm, "backend.max_num_seqs=1", "backend.max_num_seqs=8") == [True, True], "vLLM's batch: engine"
+    assert _loads(vllm, "scenario=serving", "scenario=serving") == [True, True], "a server is not kept"
+    trt = ["backend=tensorrt", "fp_precision=float16"]
+    lengths = ["max_output_tokens=4", "max_output_tokens=8", "max_output_tokens=16"]
+    assert _loads(trt, *lengths) == [True] * 3, "max_seq_len null follows the output length"
+    assert _loads([*trt, "backend.max_seq_len=512"], *lengths) == [True, False, False]
+
+
+def test_tensorrt_warns_that_its_engine_follows_the_workload() -> None:
+    def finding(*overrides: str) -> list[str]:
+        config = compose_config("backend=tensorrt", "fp_precision=float16", *overrides)
+        return [f.severity for f in validate(config, probe_machine()) if f.code == "ENGINE_FOLLOWS_WORKLOAD"]
+
+    assert finding() == ["warning"]
+    assert finding("backend.max_seq_len=512") == []
+
+
+@pytest.mark.parametrize("backend", ["pytorch", pytest.param("vllm", marks=pytest.mark.vllm)])
+def test_planned_keys_agree_with_the_backends_keys(backend: str, lem_cache: Path) -> None:
+    """Two jobs share a planned key exactly when their backends' engine keys (pure part + what load adds) are
+    equal, on this host."""
+    if backend == "vllm":
+        pytest.importorskip("vllm")
+    jobs = [
+        [],
+        ["max_output_tokens=9", "decoder.preset=creative"],
+        ["random_seed=7"],
+        ["backend.attn_implementation=eager"] if backend == "pytorch" else ["backend.max_num_seqs=3"],
+        ["fp_precision=bfloat16"],
+        ["model=lem-tiny-llama", "backend.reuse=false"],
+    ]
+    common = [f"backend={backend}", f"cache_dir={lem_cache}", "fp_precision=float32"]
+    model = str(ensure_tiny_model(lem_cache))
+    configs = [compose_config(*common, *job) for job in jobs]
+    planned = [planned_key(c) for c in configs]
+    loaded = [reuse_key(create_backend(c, model, [])) for c in configs]
+    assert [[p == q for q in planned] for p in planned] == [[a == b for b in loaded] for a in loaded]
+    assert len(set(planned)) == (3 if backend == "pytorch" else 4), planned  # vLLM: the seed too
 
 
 def test_reuse_flag_is_not_part_of_the_config_hash() -> None:

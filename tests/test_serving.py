@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 from conftest import REPO, compose_config, one_error_line, result_files, run_lem, start_lem, wait_until
@@ -32,7 +33,7 @@ from lem.results.reader import read_job
 from lem.results.schema import Result, from_dict, json_safe
 from lem.serving.child import check_parsed, engine_flags
 from lem.serving.load import RequestTiming, completion_body, planned_send_times_s
-from lem.serving.server import ServerProcess, log_tail
+from lem.serving.server import Endpoint, ServerProcess, log_tail
 from lem.serving.summary import meets_slos, percentiles, serving_metrics
 from lem.serving.window import CLOSED_AT_COMPLETION, CLOSED_AT_LAST_SEND, SteadyStateWindow
 
@@ -69,6 +70,8 @@ class Watch:
     def __init__(self) -> None:
         self.tag = uuid.uuid4().hex
         self.sessions: set[int] = set()
+        #: The stdout of the last process `communicate` waited for.
+        self.stdout = ""
 
     def processes(self) -> list[psutil.Process]:
         """The running (non-zombie) processes of this test."""
@@ -90,12 +93,13 @@ class Watch:
         return next((p for p in self.processes() if text in command_line(p)), None)
 
     def communicate(self, process: subprocess.Popen[str], timeout_s: float) -> str:
-        """Wait for `process` (noting the server sessions on the way); its stderr."""
+        """Wait for `process` (noting the server sessions on the way); its stderr (its stdout: `self.stdout`)."""
         deadline = time.monotonic() + timeout_s
         while process.poll() is None and time.monotonic() < deadline:
             self.processes()
             time.sleep(0.5)
-        return process.communicate(timeout=max(1.0, deadline - time.monotonic()))[1]
+        self.stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        return stderr
 
     def assert_none_left(self, within_s: float = 30.0) -> None:
         """No process of this test is left after `within_s` (the server's stop grace included)."""
@@ -315,7 +319,7 @@ class StandInCompletions:
 @pytest.fixture
 def stand_in(tmp_path: Path):  # type: ignore[no-untyped-def]
     server = StandInCompletions(str(tmp_path / "s.sock"))
-    yield server, str(tmp_path / "s.sock")
+    yield server, Endpoint(socket_path=str(tmp_path / "s.sock"))
     server.close()
 
 
@@ -501,6 +505,75 @@ def test_serving_sweeps_validate_with_both_sweepers(tmp_path: Path) -> None:
     assert all(f"scenario.request_rate={r}" in campaign.stdout + campaign.stderr for r in (1, 2, 4, 8))
 
 
+# --- GPU hosts: the server computes, lem's process stays off CUDA ---------------------------------------------------
+
+
+def _cuda_present(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """torch answers as on a CUDA host (not lem's code: torch's); the devices torch.cuda.synchronize is called on."""
+    import torch
+
+    synchronised: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synchronised.append(device))
+    return synchronised
+
+
+def test_a_serving_meter_never_synchronises_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a server does the GPU work, the meter's windows create no CUDA context in lem's process: no
+    torch.cuda.synchronize at the edges (which would), while an offline meter on the same GPU does synchronise."""
+    from zeus_seams import SimulatedGpu, simulated_gpus
+
+    from lem.energy.meter import EnergyMeter
+
+    synchronised = _cuda_present(monkeypatch)
+    with simulated_gpus(SimulatedGpu(power_w=100.0)):
+        serving = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None, work_in_process=False)
+        serving.begin("w")
+        reading = serving.end("w")
+        assert not serving.on_cuda and synchronised == [], "the serving meter left CUDA alone"
+        assert reading.domains[0].source == "counter", "and still read the GPU's energy counter"
+        offline = EnergyMeter([0], meter_gpu=True, meter_cpu=False, power_model=None)
+        offline.begin("w")
+        offline.end("w")
+    assert offline.on_cuda and synchronised == [0, 0], "an offline window synchronises at both edges"
+
+
+def test_the_harness_builds_a_serving_meter_off_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zeus_seams import SimulatedGpu, simulated_gpus
+
+    from lem.harness import build_meter
+
+    _cuda_present(monkeypatch)
+    environment = {"cpu": {"logical_cores": 2}}
+    with simulated_gpus(SimulatedGpu()):
+        serving, _ = build_meter(compose_config(*QUICK), [0], environment)
+        offline, _ = build_meter(compose_config("backend=vllm"), [0], environment)
+    assert not serving.on_cuda and offline.on_cuda
+
+
+@pytest.mark.parametrize(("who", "expected"), [("grandchild", "exclusive"), ("stranger", "shared")])
+def test_the_servers_processes_count_as_lems_own_on_the_gpu(who: str, expected: str, tmp_path: Path) -> None:
+    """A server's process (here the stand-in's forked child, in the server's own session) computing on the GPU is
+    lem's: the GPU is not shared; a process outside lem's tree is."""
+    from zeus_seams import SimulatedGpu, simulated_gpus
+
+    from lem.energy.devices import gpu_sharing, zeus_gpus
+
+    watch = Watch()
+    server = ServerProcess("stand-in server", tmp_path / "server.log")
+    server.start([sys.executable, "-c", _STAND_IN], {TAG_ENV: watch.tag})
+    try:
+        wait_until(lambda: len(watch.processes()) == 2, 20, "the stand-in and its child")
+        (grandchild,) = [p.pid for p in watch.processes() if p.pid != server.pid]
+        pids = [grandchild] if who == "grandchild" else [grandchild, os.getppid()]
+        with simulated_gpus(SimulatedGpu(pids=pids)):
+            gpus = zeus_gpus()
+            assert gpus is not None and gpu_sharing(gpus, [0], True) == expected
+    finally:
+        server.stop(grace_s=2.0)
+    watch.assert_none_left(within_s=5)
+
+
 def test_serving_modules_stay_in_their_layer() -> None:
     """Only lem.serving.engine (called by the harness, like lem.measure) may bring in the energy layer."""
     for path in (REPO / "lem" / "serving").glob("*.py"):
@@ -583,7 +656,7 @@ def test_serving_run_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
         assert dist is not None and 0 < dist.p50 <= dist.p90 <= dist.p99
     assert 0 <= serving.goodput_requests_per_s <= serving.completed_requests_per_s
     assert serving.estimated_j_per_request is not None and serving.estimated_j_per_request > 0, "CPU host: estimate"
-    assert serving.energy_per_request_method == "window energy / requests completed in the window"
+    assert serving.energy_per_request_method.startswith("window energy / requests completed in the window")
     assert result.metrics is not None and result.metrics.num_requests == serving.requests_completed_in_window
     assert result.metrics.output_tokens == 16 * result.metrics.num_requests, "fixed length, counted by the server"
     assert result.quality is not None
@@ -591,6 +664,13 @@ def test_serving_run_end_to_end(tmp_path: Path, lem_cache: Path) -> None:
     rows = [json.loads(line) for line in Path(serving.requests_file or "").read_text().splitlines()]
     assert len(rows) == 32 and all(len(r["token_arrivals_s"]) == 16 and r["lag_s"] >= 0 for r in rows)
     assert list(result.phases_s)[-4:] == ["load", "warmup", "measure", "metrics"]
+    shares = pd.read_parquet(path.parent / "requests.parquet")  # every request in flight in the window, its part
+    assert len(shares) >= serving.requests_completed_in_window and shares["request_index"].is_unique
+    assert result.energy is not None and result.energy.estimated_energy_j is not None
+    assert shares["estimated_energy_j"].sum() == pytest.approx(result.energy.estimated_energy_j, rel=0.01)
+    rate_row = f"target 4 req/s, achieved {serving.achieved_request_rate_per_s:.3g} req/s"
+    for row in (rate_row, "serving window", "goodput", "TTFT p50 / p99", "TPOT p50 / p99", "J / request (ESTIMATE)"):
+        assert row in watch.stdout, f"the summary table shows {row!r}"
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ slurmdbd) exactly as on a real cluster. Without a cluster that answers `sinfo`, 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,7 +19,10 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_lem, start_lem, wait_until
+from conftest import compose_config, one_error_line, run_lem, start_lem, wait_until
+
+from lem.config.machine import JobTarget, MachineFacts, probe_machine, slurm_target
+from lem.config.rules import validate
 
 QUICK = [
     "num_input_prompts=4",
@@ -276,3 +280,117 @@ def test_a_signalled_job_is_requeued_and_runs_once_cleanly(
         assert all(
             r["status"] == "failed" and "timed-out too many times" in r["error"]["message"] for r in results.values()
         )
+
+
+# --- dry runs meant for SLURM: nothing submitted, hardware rules judged against the request ---------------------
+
+SUBMITIT = pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None, reason="pip install -e .[slurm]"
+)
+_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+
+
+def _accounted(name: str) -> list[str]:
+    """Ids of the jobs named `name` that SLURM knows (queued, running or accounted in the last hour)."""
+    queued = ["squeue", "-h", "-n", name, "-o", "%i"]
+    accounted = ["sacct", "-X", "-n", "-P", "-S", "now-1hours", "--name", name, "-o", "JobIDRaw"]
+    return [
+        i
+        for command in (queued, accounted)
+        for i in subprocess.run(command, capture_output=True, text=True).stdout.split()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "count", "asked"),
+    [
+        ({"gres": "gpu:4"}, 4, "hydra.launcher.gres=gpu:4"),
+        ({"gres": "gpu:a100:2,shard:1"}, 2, "hydra.launcher.gres=gpu:a100:2,shard:1"),
+        ({"gres": "gpu"}, 1, "hydra.launcher.gres=gpu"),
+        ({"gres": "shard:2"}, 0, "hydra.launcher.gres=shard:2"),
+        ({"gres": None, "gpus_per_task": "h100:8"}, 8, "hydra.launcher.gpus_per_task=h100:8"),
+        ({"gres": None, "additional_parameters": {"gpus": 3}}, 3, "hydra.launcher.additional_parameters.gpus=3"),
+        ({"gres": "gpu:a100:x:y"}, None, "hydra.launcher.gres=gpu:a100:x:y"),
+        ({"gres": None}, 0, "no GPUs: hydra.launcher.gres, gpus_per_node and gpus_per_task are null"),
+    ],
+)
+def test_slurm_target_reads_the_gpus_a_job_requests(fields: dict[str, Any], count: int | None, asked: str) -> None:
+    target = slurm_target({"_target_": _LAUNCHER, **fields}, "lem_slurm_gpu")
+    assert target == JobTarget("lem_slurm_gpu", asked, count)
+    assert JobTarget.from_json(target.to_json()) == target
+    assert slurm_target({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, "basic") is None
+
+
+def test_rules_against_a_request_defer_what_it_cannot_say() -> None:
+    def codes(target: JobTarget, *overrides: str) -> dict[str, str]:
+        facts = MachineFacts(packages=frozenset({"vllm"}), target=target)
+        return {f.code: f.severity for f in validate(compose_config("backend=vllm", *overrides), facts)}
+
+    four, unread = JobTarget("lem_slurm_gpu", "gres=gpu:4", 4), JobTarget("lem_slurm_gpu", "gres=gpu:x:y:z", None)
+    none = JobTarget("lem_slurm_cpu", "no GPUs", 0)
+    assert codes(four, "backend.tensor_parallel_size=4")["GPUS_REQUESTED"] == "info"
+    assert codes(four, "backend.tensor_parallel_size=8")["PARALLELISM_EXCEEDS_GPUS"] == "error"
+    assert codes(unread, "backend.tensor_parallel_size=4")["HARDWARE_DEFERRED"] == "warning"
+    assert codes(four, "backend.kv_cache_dtype=fp8")["HARDWARE_DEFERRED"] == "warning", "compute capability"
+    assert codes(none, "backend.kv_cache_dtype=fp8")["NEEDS_HARDWARE"] == "error", "fp8 on a job without a GPU"
+    assert codes(four, "gpus=[0,3]").get("GPU_NOT_VISIBLE") is None
+    assert codes(four, "gpus=[4]")["GPU_NOT_VISIBLE"] == "error", "a job of 4 GPUs sees 0..3"
+    assert "HARDWARE_DEFERRED" not in codes(four), "the defaults need no deferred rule"
+
+
+@SUBMITIT
+def test_slurm_dry_run_judges_the_gpu_count_against_the_launchers_request(tmp_path: Path) -> None:
+    common = ["-m", "hydra/launcher=lem_slurm_gpu", "backend=vllm", "backend.tensor_parallel_size=4", "dry_run=true"]
+    enough = run_lem(*common, "hydra.launcher.gres=gpu:4", "backend.kv_cache_dtype=fp8", cwd=tmp_path)
+    assert enough.returncode == 0, enough.stderr[-3000:]
+    text = " ".join(enough.stderr.split())
+    assert "lem: dry run for hydra/launcher=lem_slurm_gpu: nothing is submitted" in text
+    assert (
+        "INFO [GPUS_REQUESTED] backend.tensor_parallel_size: 4 x 1 (tensor x pipeline) needs 4 GPUs: "
+        "hydra/launcher=lem_slurm_gpu requests 4 per job (hydra.launcher.gres=gpu:4)" in text
+    )
+    (deferred,) = [line for line in enough.stderr.split("WARNING ")[1:] if "HARDWARE_DEFERRED" in line]
+    assert "deferred to the job's node: 'fp8': fp8 KV cache needs a GPU of compute capability 8.9" in " ".join(
+        deferred.split()
+    )
+    assert "valid: 0 error(s)" in enough.stderr
+    too_few = run_lem(*common, "hydra.launcher.gres=gpu:1", cwd=tmp_path)
+    assert too_few.returncode != 0
+    line = one_error_line(too_few.stderr)
+    assert "needs 4 GPUs but hydra/launcher=lem_slurm_gpu requests 1 per job (hydra.launcher.gres=gpu:1)" in line
+    assert "hydra.launcher.gres=gpu:4" in line, "the fix"
+    if len(probe_machine().gpus) < 4:
+        local = run_lem(*[a for a in common if not a.startswith("hydra/")], cwd=tmp_path)
+        assert local.returncode != 0
+        assert "needs 4 GPUs but" in one_error_line(local.stderr) and "are visible" in local.stderr
+    assert not list(tmp_path.glob("multirun/*/*/.submitit")), "nothing was submitted"
+
+
+@SUBMITIT
+def test_a_slurm_campaign_is_judged_against_the_request_before_submitting(tmp_path: Path) -> None:
+    """Not a dry run: the campaign sweeper validates on the login node against what each job will get."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/sweeper=lem_campaign", "campaign.name=t", f"hydra.sweep.dir={sweep}"]
+    run = run_lem(
+        *args, "hydra/launcher=lem_slurm_cpu", "backend=vllm", "backend.tensor_parallel_size=2,1", cwd=tmp_path
+    )
+    assert run.returncode == 2
+    assert "grid rejected before running" in run.stderr
+    assert "needs 2 GPUs but hydra/launcher=lem_slurm_cpu requests 0 per job" in one_error_line(run.stderr)
+    assert not sweep.exists(), "nothing was submitted"
+    planned = run_lem(*args, "hydra/launcher=lem_slurm_gpu", "max_output_tokens=4,8", "dry_run=true", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "engine loads: 2 of 2 jobs (no reuse: each SLURM job of hydra/launcher=lem_slurm_gpu loads its own)" in (
+        " ".join(planned.stderr.split())
+    )
+
+
+@on_cluster
+def test_a_dry_run_with_the_slurm_launcher_submits_nothing(tmp_path: Path, job_name: str) -> None:
+    before = _accounted(job_name)
+    run = run_lem(*_sweep_args(tmp_path / "sweep", job_name, "backend.batch_size=1,2", "dry_run=true"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("valid: 0 error(s)") == 2, "both jobs were validated here"
+    assert "lem dry run: validated configuration" in run.stderr
+    assert _accounted(job_name) == before == [], "SLURM never saw a job"
+    assert not (tmp_path / "sweep" / ".submitit").exists()

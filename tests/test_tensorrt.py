@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, compose_config, run_lem
+from conftest import REPO, compose_config, load_module, run_lem
 
 from lem.backends.tensorrt.api import API_MODULES, LLM_ARGS
 from lem.backends.tensorrt.backend import request_records
@@ -358,18 +358,7 @@ class DoubleState:
         return [kwargs for obj, kwargs in self.constructed if obj == name]
 
 
-def _check_script() -> types.ModuleType:
-    """scripts/check_trtllm_contract.py, imported as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "check_trtllm_contract", REPO / "scripts" / "check_trtllm_contract.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CHECK = _check_script()
+CHECK = load_module(REPO / "scripts" / "check_trtllm_contract.py", "check_trtllm_contract")
 
 
 def _parameter(name: str, spec: dict[str, Any], kind: inspect._ParameterKind) -> inspect.Parameter:

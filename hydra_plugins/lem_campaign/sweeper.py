@@ -22,13 +22,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import OmegaConf
 
-from lem.campaign.jobs import LemSweeper
+from lem.campaign.jobs import LemSweeper, engine_loads_line
 from lem.campaign.plan import PlannedJob, plan_jobs
 from lem.config.identity import config_hash
-from lem.config.machine import probe_machine
+from lem.config.machine import MachineFacts
 from lem.config.rules import Finding, errors
 from lem.config.schema import CampaignConfig, ExperimentConfig
 from lem.console import print_campaign_plan, print_campaign_summary
+from lem.engines import planned_loads
 from lem.errors import LemError
 from lem.results.reader import read_job
 
@@ -90,6 +91,16 @@ class CampaignSweeper(LemSweeper):
         config, job_dir, findings = self.compose_job(overrides, facts)
         return _Job(planned, overrides, config, job_dir, tuple(findings))
 
+    def _engine_loads(self, jobs: list[_Job], campaign: CampaignConfig, facts: MachineFacts) -> str:
+        """The plan's engine line; for an order other than grouped, what grouped would load too (a point's jobs differ
+        only in campaign.*, which no engine sees, so any of them stands for all of its cycles)."""
+        separate = self.separate_processes(facts)
+        grouped = None
+        if separate is None and campaign.structure != "grouped":
+            by_point = {j.planned.point_index: j.config for j in jobs}
+            grouped = sum(planned_loads([by_point[p] for p in sorted(by_point) for _ in range(campaign.cycles)]))
+        return engine_loads_line([j.config for j in jobs], separate, grouped)
+
     def sweep(self, arguments: list[str]) -> Any:
         """Plan, validate, (dry run: list and stop), launch in order with gaps, summarise."""
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -99,11 +110,13 @@ class CampaignSweeper(LemSweeper):
         campaign: CampaignConfig = OmegaConf.to_object(self.config.campaign)  # type: ignore[assignment]
         planned = plan_jobs(points, campaign.cycles, campaign.structure, campaign.seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        facts = probe_machine()
+        facts = self.machine_facts()
         jobs = [self._compose(p, constant, facts) for p in planned]
         dry_run = bool(self.config.dry_run)
-        print_campaign_plan(campaign.name, [(j.planned, j.job_dir.name, j.findings) for j in jobs], full=dry_run)
         rejected = [(j, f) for j in jobs for f in errors(j.findings)]
+        loads = None if rejected else self._engine_loads(jobs, campaign, facts)
+        rows = [(j.planned, j.job_dir.name, j.findings) for j in jobs]
+        print_campaign_plan(campaign.name, rows, full=dry_run, engine_loads=loads)
         if rejected:
             job, finding = rejected[0]
             raise LemError(

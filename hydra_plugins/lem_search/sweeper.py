@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from lem import app
 from lem.campaign.jobs import LemSweeper
-from lem.config.machine import MachineFacts, probe_machine
+from lem.config.machine import MachineFacts
 from lem.config.rules import Finding, errors
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
@@ -115,7 +115,7 @@ class SearchSweeper(LemSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = [f"{key}={value}" for key, value in self.params.items()]
         space = parse_space(parser.parse_overrides([*params, *arguments]))
-        facts = probe_machine()
+        facts = self.machine_facts()
         self._check_fixed(space, facts)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         if bool(self.config.dry_run):

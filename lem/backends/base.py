@@ -20,7 +20,8 @@ class RequestRecord:
     """One prompt's generation: token counts from the actual ids, times in seconds from the call's start.
 
     `finished_s` is when its output was complete; `first_token_s` is when its first new token existed, or None
-    where the backend cannot observe it.
+    where the backend cannot observe it. `computed_output_tokens` is how many output positions the engine computed
+    for it where that is more than `output_tokens` (a static batch keeps computing a row after its EOS), else None.
     """
 
     input_tokens: int
@@ -29,6 +30,7 @@ class RequestRecord:
     finished_s: float
     first_token_s: float | None = None
     output_token_ids: tuple[int, ...] = ()
+    computed_output_tokens: int | None = None
 
 
 @dataclass
@@ -45,13 +47,17 @@ class Generation:
     """What one generate() call did: a record per prompt, in prompt order, and where its timings came from.
 
     `timing_source` names the clock behind first-token and finish times: "batch" (the batch's start and end),
-    "engine_step" (lem's timestamps after each engine step), or an engine's own per-request stats.
+    "engine_step" (lem's timestamps after each engine step), or an engine's own per-request stats. `origin_s` is the
+    wall-clock time (`time.time()`) the records' times count from.
     """
 
     records: list[RequestRecord]
     timing_source: str
+    origin_s: float
 
 
+#: Called at each boundary a backend knows inside generate(): after each batch, or after each engine step in which a
+#: request got its first token or finished; with the number of prompts finished since the previous call (maybe 0).
 ProgressCallback = Callable[[int], None]
 
 
@@ -78,8 +84,11 @@ class Backend(Protocol):
         reset; generation settings are this backend's own."""
         ...
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
-        """Generate for every prompt; `on_progress(n)` after each batch with the prompts it finished."""
+    def generate(
+        self, prompts: list[str], on_progress: ProgressCallback | None = None, output_tokens: int | None = None
+    ) -> Generation:
+        """Generate for every prompt, calling `on_progress` at each boundary. `output_tokens` set: exactly that many
+        tokens per prompt this call (min = max; the prefill pass asks for 1), batched as the configured run is."""
         ...
 
     def peak_memory_bytes(self) -> int | None:

@@ -10,6 +10,8 @@ import typing
 from hydra.errors import MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from lem.config.store import GROUP_OPTIONS
+
 #: Longest message quoted from a foreign error (e.g. a SLURM job's whole error log), characters.
 _MAX_CHARS = 400
 _OVERRIDES = (re.compile(r"use \+(\S+)"), re.compile(r"merging override (\S+)"))
@@ -26,6 +28,18 @@ def _expected_type(object_type: object, name: str) -> str | None:
     return None if hint is None else getattr(hint, "__name__", str(hint))
 
 
+def _other_option(key: str) -> str:
+    """For `group.name` where `name` is a key of other options of the group: which option to select."""
+    group, _, rest = key.partition(".")
+    name = rest.split(".")[0]
+    owners = [option for option, node in GROUP_OPTIONS.get(group, {}).items() if name in _known_keys(node)]
+    return (
+        f"{name} is a key of {' and '.join(f'{group}={o}' for o in owners)}: select {group}={owners[0]} first; "
+        if owners
+        else ""
+    )
+
+
 def _from_omegaconf(override: str | None, cause: OmegaConfBaseException) -> str:
     key = cause.full_key or (override or "").split("=")[0]
     leaf = key.rsplit(".", 1)[-1]
@@ -33,6 +47,7 @@ def _from_omegaconf(override: str | None, cause: OmegaConfBaseException) -> str:
     if isinstance(cause, ConfigKeyError | ConfigAttributeError):
         close = difflib.get_close_matches(leaf, _known_keys(cause.object_type), n=1)
         hint = f"did you mean '{key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}'? " if close else ""
+        hint = _other_option(key) or hint
         return f"{key}: unknown key{given}; {hint}run `python -m lem --cfg job` to list the valid keys"
     first = str(cause).splitlines()[0]
     if isinstance(cause, ValidationError):

@@ -71,50 +71,87 @@ def _schema_version(config: ExperimentConfig, facts: MachineFacts) -> Iterable[F
         )
 
 
+def _deferred(param: str, rule: str, facts: MachineFacts) -> Finding:
+    """A hardware rule the facts cannot judge (a job meant for another machine): the job judges it on its node."""
+    assert facts.target is not None
+    return Finding(
+        "HARDWARE_DEFERRED",
+        "warning",
+        param,
+        f"deferred to the job's node: {rule}; what hydra/launcher={facts.target.launcher} requests "
+        f"({facts.target.request}) does not say, and the job checks it on its node before anything loads",
+    )
+
+
+def _gpus_a_job_gets(facts: MachineFacts, count: int) -> str:
+    """`count` GPUs as the facts know them, for messages: visible here, or requested per job from SLURM."""
+    if facts.target is None:
+        return f"{count} are visible"
+    return f"hydra/launcher={facts.target.launcher} requests {count} per job ({facts.target.request})"
+
+
 def _skip_conditions(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     """Hardware/package requirements, from the same skip conditions that introspection publishes."""
     for condition in BACKENDS[config.backend.name].skip_conditions:
         name = condition.param.partition(".")[2]
-        if condition.value != getattr(config.backend, name) or not condition.applies(facts):
+        if condition.value != getattr(config.backend, name):
             continue
         if name == "name" or name in (config.backend.PARALLEL_KEYS or ()):  # _backend_installed, _parallelism
             continue
-        yield Finding(
-            "NEEDS_HARDWARE",
-            "error",
-            f"backend.{name}",
-            f"{condition.value!r}: {condition.reason}; choose another value on this machine",
-        )
+        applies = condition.applies(facts)
+        if applies is None:
+            yield _deferred(f"backend.{name}", f"{condition.value!r}: {condition.reason}", facts)
+        elif applies:
+            where = "this machine" if facts.target is None else "the requested machine"
+            yield Finding(
+                "NEEDS_HARDWARE",
+                "error",
+                f"backend.{name}",
+                f"{condition.value!r}: {condition.reason}; choose another value on {where}",
+            )
 
 
 def _parallelism(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """GPUs one engine spans against the GPUs a job gets (visible here, or requested from SLURM)."""
     backend = config.backend
     needed = backend.gpus_spanned()
     if backend.PARALLEL_KEYS is None or needed <= 1:
         return
     tensor_key, pipeline_key = backend.PARALLEL_KEYS
-    available = len(config.gpus) if config.gpus is not None else len(facts.gpus)
-    if needed > available:
+    param = f"backend.{tensor_key}"
+    sizes = f"{getattr(backend, tensor_key)} x {getattr(backend, pipeline_key)} (tensor x pipeline) needs {needed} GPUs"
+    available = len(config.gpus) if config.gpus is not None else facts.gpu_count()
+    if available is None:
+        yield _deferred(param, sizes, facts)
+    elif needed > available:
+        more = "expose more GPUs" if facts.target is None else f"request {needed} (hydra.launcher.gres=gpu:{needed})"
         yield Finding(
             "PARALLELISM_EXCEEDS_GPUS",
             "error",
-            f"backend.{tensor_key}",
-            f"{getattr(backend, tensor_key)} x {getattr(backend, pipeline_key)} (tensor x pipeline) needs {needed} "
-            f"GPUs but {available} are visible; lower the parallel sizes or expose more GPUs",
+            param,
+            f"{sizes} but {_gpus_a_job_gets(facts, available)}; lower the parallel sizes or {more}",
         )
+    elif facts.target is not None:
+        yield Finding("GPUS_REQUESTED", "info", param, f"{sizes}: {_gpus_a_job_gets(facts, available)}")
 
 
 def _gpus(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """`gpus` names devices a job sees: the visible ones here, or 0..n-1 of the n a SLURM job is given."""
     if config.gpus is None:
         return
-    visible = {g.index for g in facts.gpus}
+    count = facts.gpu_count()
+    if count is None:
+        yield _deferred("gpus", f"{config.gpus} must be visible CUDA devices", facts)
+        return
+    visible = {g.index for g in facts.gpus} if facts.target is None else set(range(count))
     missing = [i for i in config.gpus if i not in visible]
     if missing:
+        where = "" if facts.target is None else f" in a job ({_gpus_a_job_gets(facts, count)})"
         yield Finding(
             "GPU_NOT_VISIBLE",
             "error",
             "gpus",
-            f"{config.gpus} asks for {missing} but visible CUDA devices are {sorted(visible) or 'none'}; "
+            f"{config.gpus} asks for {missing} but visible CUDA devices{where} are {sorted(visible) or 'none'}; "
             f"use gpus=null for all visible devices",
         )
 

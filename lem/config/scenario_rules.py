@@ -1,4 +1,5 @@
-"""Validation of the `scenario` group (its field bounds are checked with every other field by lem.config.rules)."""
+"""Validation of the `scenario` group (its field bounds are checked with every other field by lem.config.rules), and
+of `energy.phases=split`, which needs an offline run whose repeated prefill passes no cache can serve."""
 
 from __future__ import annotations
 
@@ -56,11 +57,16 @@ def _tokens_for_tpot(config: ExperimentConfig, facts: MachineFacts) -> Iterable[
         )
 
 
+#: Backend → its field that turns the server's prefix (KV-block) reuse on.
+PREFIX_REUSE_FIELDS = {"vllm": "enable_prefix_caching", "tensorrt": "enable_kv_cache_reuse"}
+
+
 def _repeated_prompts(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     scenario = config.scenario
     if not isinstance(scenario, ServingScenario) or scenario.num_requests <= config.num_input_prompts:
         return
-    if getattr(config.backend, "enable_prefix_caching", None) is False:
+    reuse_field = PREFIX_REUSE_FIELDS.get(config.backend.name)
+    if reuse_field is None or getattr(config.backend, reuse_field) is False:
         return
     yield Finding(
         "SERVING_PROMPTS_REPEAT",
@@ -68,8 +74,64 @@ def _repeated_prompts(config: ExperimentConfig, facts: MachineFacts) -> Iterable
         "scenario.num_requests",
         f"{scenario.num_requests} requests cycle through num_input_prompts={config.num_input_prompts} prompts, and "
         "the server's prefix cache answers repeats from memory; raise num_input_prompts to at least "
-        "num_requests, or set backend.enable_prefix_caching=false",
+        f"num_requests, or set backend.{reuse_field}=false",
     )
 
 
-RULES: tuple[Rule, ...] = (_serving_backend, _window_fits, _tokens_for_tpot, _repeated_prompts)
+def _trtllm_serve(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    if config.scenario.name != "serving" or config.backend.name != "tensorrt":
+        return
+    yield Finding(
+        "TRTLLM_SERVE_UNTESTED",
+        "warning",
+        "scenario",
+        "'serving' with backend=tensorrt runs trtllm-serve, which lem has tested against its recorded TensorRT-LLM "
+        "1.2.1 interface only, never on hardware (docs/serving.md); check the installed one first with python "
+        "scripts/check_trtllm_contract.py --serve",
+    )
+    yield Finding(
+        "TRTLLM_SERVE_BUILDS_ENGINE",
+        "info",
+        "scenario",
+        "trtllm-serve builds the TensorRT engine from the checkpoint at every start, inside the metered load phase; "
+        "backend.engine_cache_dir and backend.force_rebuild apply to scenario=offline only",
+    )
+
+
+def _phases_split(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    if config.energy.phases != "split":
+        return
+    if config.scenario.name == "serving":
+        yield Finding(
+            "PHASES_SPLIT_OFFLINE_ONLY",
+            "error",
+            "energy.phases",
+            "'split' is not available with scenario=serving (a server's requests overlap, so no window holds only "
+            "prefill); use energy.phases=total, or scenario=offline",
+        )
+    if getattr(config.backend, "enable_kv_cache_reuse", False):
+        yield Finding(
+            "PHASES_SPLIT_CACHED",
+            "error",
+            "energy.phases",
+            "'split' with backend.enable_kv_cache_reuse=true: the repeated prefill passes would take their prompts "
+            "from TensorRT-LLM's KV block cache; set backend.enable_kv_cache_reuse=false, or energy.phases=total",
+        )
+    if config.max_output_tokens < 2:
+        yield Finding(
+            "PHASES_SPLIT_NO_DECODE",
+            "warning",
+            "max_output_tokens",
+            f"{config.max_output_tokens}: with energy.phases=split a one-token request has no decode step, so there is "
+            "no decode energy per output token; raise max_output_tokens to 2 or more",
+        )
+
+
+RULES: tuple[Rule, ...] = (
+    _serving_backend,
+    _window_fits,
+    _tokens_for_tpot,
+    _repeated_prompts,
+    _trtllm_serve,
+    _phases_split,
+)

@@ -143,6 +143,22 @@ class EnergyConfig:
     estimate_idle_fraction: float = param(
         0.3, description="Power model: idle power as a fraction of full load.", ge=0.0, le=1.0
     )
+    node: str = param(
+        "off",
+        description="Whole-node power from the BMC, sampled about once a second through the baseline and the measured "
+        "window and reported apart from the GPU and CPU domains (it includes them): 'off', 'ipmi' (fail before "
+        "loading where ipmitool is missing, refused or reads deactivated) or 'auto' (where available; the result "
+        "says why not).",
+        choices=("off", "ipmi", "auto"),
+        maps_to="ipmitool dcmi power reading",
+    )
+    phases: str = param(
+        "total",
+        description="'total': one measured window. 'split': also meter a prefill pass before it (every prompt, same "
+        "batches, exactly 1 output token, repeated until its window lasts >= 1 s) and report prefill energy (J per "
+        "input token) and decode energy (the window minus one prefill pass, J per output token) apart; offline only.",
+        choices=("total", "split"),
+    )
 
 
 @dataclass
@@ -210,7 +226,7 @@ class ImpactConfig:
 
 
 #: Backends that can run as a live server under load (scenario=serving); lem.serving.launch starts each one's server.
-SERVING_BACKENDS = ("vllm",)
+SERVING_BACKENDS = ("vllm", "tensorrt")
 
 
 @dataclass
@@ -287,8 +303,8 @@ class ExperimentConfig:
     config_name: str | None = param(None, description="Free label stored in the results.", hashed=False)
     model: str = param(
         TINY_MODEL_ID,
-        description=f"Hugging Face model id (from the local cache) or local path; "
-        f"'{TINY_MODEL_ID}' is built offline by lem.",
+        description=f"Hugging Face model id (downloaded in the prepare phase unless cached; HF_HUB_OFFLINE=1 forbids "
+        f"that) or local path; '{TINY_MODEL_ID}' is built offline by lem.",
     )
     gpus: list[int] | None = param(None, description="CUDA device indices to use and meter; null = all visible.")
     max_input_tokens: int = param(128, description="Prompts are truncated to this many tokens.", ge=1)

@@ -14,6 +14,13 @@ SCHEMA_NAME = "lem_schema"
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+#: Each config group's options: group → option name → its dataclass.
+GROUP_OPTIONS: dict[str, dict[str, type]] = {
+    "backend": {name: spec.config for name, spec in BACKENDS.items()},
+    "scenario": dict(SCENARIOS),
+}
+
+
 def register_configs() -> None:
     """Store `lem_schema` (ExperimentConfig), `backend/<name>` per backend and `scenario/<name>` per scenario.
 
@@ -21,10 +28,9 @@ def register_configs() -> None:
     """
     store = ConfigStore.instance()
     store.store(name=SCHEMA_NAME, node=ExperimentConfig)
-    for name, spec in BACKENDS.items():
-        store.store(group="backend", name=name, node=spec.config)
-    for name, scenario in SCENARIOS.items():
-        store.store(group="scenario", name=name, node=scenario)
+    for group, options in GROUP_OPTIONS.items():
+        for name, node in options.items():
+            store.store(group=group, name=name, node=node)
 
 
 def compose_config(*overrides: str) -> ExperimentConfig:

@@ -1,4 +1,5 @@
-"""Idle baseline: mean power per measured domain before the model loads, cached per device set with a TTL."""
+"""Idle baseline: mean power per measured domain (and of the node, where sampled) before the model loads, cached per
+device set with a TTL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from lem.atomic import write_json_atomic
 from lem.config.schema import BaselineConfig
 from lem.energy.meter import EnergyMeter
+from lem.energy.node import NodePowerSampler
 from lem.numbers import coefficient_of_variation
 
 
@@ -19,6 +21,7 @@ class Baseline:
 
     `power_cv` is the coefficient of variation of instantaneous GPU power sampled during the idle window:
     a high value means the device was not idle. `temperature_c` is each GPU's temperature at the end of it.
+    `node_power_w` is the node's mean power over the same idle window (lem.energy.node), None where not sampled.
     """
 
     power_w: dict[str, float]
@@ -27,6 +30,7 @@ class Baseline:
     measured_at: float
     duration_s: float
     from_cache: bool
+    node_power_w: float | None = None
 
     def age_s(self, now: float | None = None) -> float:
         """Seconds since the measurement."""
@@ -40,8 +44,11 @@ def _load_cache(cache_file: Path) -> dict[str, dict]:
         return {}
 
 
-def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float) -> Baseline:
-    """Mean power of every hardware domain over `duration_s` seconds of idling (energy / time).
+def measure_idle(
+    meter: EnergyMeter, duration_s: float, sample_interval_s: float, node: NodePowerSampler | None = None
+) -> Baseline:
+    """Mean power of every hardware domain over `duration_s` seconds of idling (energy / time), and of the node from
+    `node`'s readings over the same seconds (a running sampler).
 
     Instantaneous GPU power is sampled every `sample_interval_s` meanwhile, for the stability check only.
     """
@@ -53,6 +60,9 @@ def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float
         for i in meter.gpu_indices:
             samples[f"gpu{i}"].append(meter.gpus.get_instant_power_usage(i) / 1000.0)
     window = meter.end("lem_baseline")
+    node_power_w = None
+    if node is not None and node.error is None:
+        node_power_w = node.mean_power_w(window.started_s, window.started_s + window.duration_s)
     power = {
         d.domain: d.energy_j / window.duration_s
         for d in window.domains
@@ -65,11 +75,19 @@ def measure_idle(meter: EnergyMeter, duration_s: float, sample_interval_s: float
         measured_at=time.time(),
         duration_s=window.duration_s,
         from_cache=False,
+        node_power_w=node_power_w,
     )
 
 
-def get_baseline(meter: EnergyMeter, config: BaselineConfig, cache_file: Path, device_key: str) -> Baseline:
-    """The cached baseline for `device_key` if younger than the TTL (method=cache), else a fresh measurement.
+def get_baseline(
+    meter: EnergyMeter,
+    config: BaselineConfig,
+    cache_file: Path,
+    device_key: str,
+    node: NodePowerSampler | None = None,
+) -> Baseline:
+    """The cached baseline for `device_key` if younger than the TTL (method=cache) and, where `node` samples the node,
+    holding a node power; else a fresh measurement.
 
     A fresh measurement is written back to the cache atomically; entries for other device sets are kept.
     """
@@ -77,9 +95,9 @@ def get_baseline(meter: EnergyMeter, config: BaselineConfig, cache_file: Path, d
         entry = _load_cache(cache_file).get(device_key)
         if entry is not None:
             cached = Baseline(**{"temperature_c": {}, **entry, "from_cache": True})
-            if cached.age_s() <= config.cache_ttl_seconds:
+            if cached.age_s() <= config.cache_ttl_seconds and (node is None or cached.node_power_w is not None):
                 return cached
-    baseline = measure_idle(meter, config.duration_s, config.sample_interval_s)
+    baseline = measure_idle(meter, config.duration_s, config.sample_interval_s, node)
     cache = _load_cache(cache_file)
     cache[device_key] = {k: v for k, v in asdict(baseline).items() if k != "from_cache"}
     write_json_atomic(cache_file, cache)

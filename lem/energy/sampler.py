@@ -13,10 +13,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psutil
 
 from lem.energy.devices import nvml_handle
+from lem.energy.integrate import achieved_rate_hz, interval_energies_j
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,17 +90,12 @@ class TimeseriesSampler:
         if not rows:
             return None
         column = self.gpu_indices.index(index)
-        times = np.array([row[0] for row in rows])
-        power_w = np.array([row[2][column][0] for row in rows])
-        inside = times[(times > start_s) & (times < end_s)]
-        edges = np.concatenate(([start_s], inside, [end_s]))
-        return float(np.trapezoid(np.interp(edges, times, power_w), edges))
+        power_w = [row[2][column][0] for row in rows]
+        return float(interval_energies_j([row[0] for row in rows], power_w, [start_s, end_s])[0])
 
     def achieved_rate_hz(self) -> float | None:
         """Samples per second actually taken; None with fewer than two samples."""
-        if len(self._rows) < 2:
-            return None
-        return (len(self._rows) - 1) / (self._rows[-1][0] - self._rows[0][0])
+        return achieved_rate_hz([row[0] for row in self._rows])
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -6,9 +6,12 @@ does not parse or does not match the schema (strict) is a row with status `unrea
 
 Columns: `job` (path relative to the sweep folder), `job_dir`, `status`, one column per swept parameter under its
 dotted key, the metrics (units in the names), measured and estimated energy in separate columns with
-`energy_sources`, the quality `flags` (";"-joined), the impact figures (CO2e and cost per 1M output tokens, measured
-and `estimated_` apart) with their inputs (`impact_<input>`), the error of a failed job and `config.<dotted key>` for
-the whole resolved config.
+`energy_sources`, the energy per request's p50 and p99 (`request_p50_j`, ...), prefill J per input token and
+decode J per output token (energy.phases=split, `prefill_j_per_input_token`, ...), the whole node from its BMC
+apart from them (energy.node: `node_energy_j`, `node_net_energy_j`, `node_avg_power_w`, `rest_of_node_j`), the
+quality `flags` (";"-joined), the
+impact figures (CO2e and cost per 1M output tokens, measured and `estimated_` apart) with their inputs
+(`impact_<input>`), the error of a failed job and `config.<dotted key>` for the whole resolved config.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import yaml
 from lem.numbers import ratio
 from lem.report.serving import serving_columns
 from lem.results.reader import HYDRA_FOLDER, JobResult, job_dirs, read_job
-from lem.results.schema import Result
-from lem.results.writer import TIMESERIES_FILE
+from lem.results.schema import RequestEnergySummary, Result
+from lem.results.writer import REQUESTS_FILE, TIMESERIES_FILE
 
 OVERRIDES_FILE = Path(HYDRA_FOLDER) / "overrides.yaml"
 #: Config keys that never define a configuration point (besides any key naming a seed or a cycle).
@@ -73,6 +76,35 @@ METRICS = (
         "J",
         True,
         {"measured": "measured_net_energy_j", "estimate": "estimated_net_energy_j"},
+    ),
+    Metric("node_energy_j", "node energy (BMC)", "J", True, {"": "node_energy_j"}, optional=True),
+    Metric("rest_of_node_j", "rest of node (node − measured)", "J", True, {"": "rest_of_node_j"}, optional=True),
+    Metric(
+        "prefill_j_per_input_token",
+        "prefill J / input token",
+        "J",
+        True,
+        {"measured": "prefill_j_per_input_token", "estimate": "estimated_prefill_j_per_input_token"},
+        optional=True,
+    ),
+    Metric(
+        "decode_j_per_output_token",
+        "decode J / output token",
+        "J",
+        True,
+        {"measured": "decode_j_per_output_token", "estimate": "estimated_decode_j_per_output_token"},
+        optional=True,
+    ),
+    *(
+        Metric(
+            f"request_{q}_j",
+            f"J / request {q}",
+            "J",
+            True,
+            {"measured": f"request_{q}_j", "estimate": f"estimated_request_{q}_j"},
+            optional=True,
+        )
+        for q in ("p50", "p99")
     ),
     Metric(
         "g_co2e_per_1m_output_tokens",
@@ -193,6 +225,17 @@ _ENERGY_COLUMNS = (
     "estimated_net_energy_j",
     "estimated_j_per_output_token",
 )
+#: energy.phases=split: prefill and decode energy per token (lem.phases), measured and `estimated_` apart.
+_PHASE_COLUMNS = (
+    "prefill_j_per_input_token",
+    "prefill_net_j_per_input_token",
+    "decode_j_per_output_token",
+    "decode_net_j_per_output_token",
+    "estimated_prefill_j_per_input_token",
+    "estimated_decode_j_per_output_token",
+)
+#: The node figure's columns (energy.node: the whole node from its BMC, apart from the domains), as `node_<name>`.
+_NODE_COLUMNS = ("energy_j", "net_energy_j", "avg_power_w")
 _QUALITY_COLUMNS = ("window_duration_s", "timeseries_samples")
 _IMPACT_COLUMNS = (
     "kwh_per_1m_output_tokens",
@@ -234,6 +277,12 @@ def _result_row(result: Result) -> dict[str, Any]:
         row.update(_copy(energy, _ENERGY_COLUMNS))
         output_tokens = metrics.output_tokens if metrics is not None else None
         row["estimated_output_tokens_per_j"] = ratio(output_tokens, energy.estimated_energy_j)
+        node = energy.node
+        row.update({f"node_{name}": getattr(node, name) if node is not None else None for name in _NODE_COLUMNS})
+        row["rest_of_node_j"] = node.rest_of_node_j if node is not None else None
+        if energy.phases is not None:
+            row.update(_copy(energy.phases, _PHASE_COLUMNS))
+        row.update(_request_energy_columns(energy.requests))
     if quality is not None:
         row["flags"] = ";".join(quality.flags)
         row.update(_copy(quality, _QUALITY_COLUMNS))
@@ -243,6 +292,18 @@ def _result_row(result: Result) -> dict[str, Any]:
     row.update(serving_columns(result))
     row.update(flatten(result.config, "config."))
     return row
+
+
+def _request_energy_columns(requests: RequestEnergySummary | None) -> dict[str, Any]:
+    """p50 and p99 of the energy per request, joules (`request_p50_j`, `request_p99_j` and `estimated_` twins)."""
+    spreads = {"": None, "estimated_": None}
+    if requests is not None:
+        spreads = {"": requests.energy_j, "estimated_": requests.estimated_energy_j}
+    return {
+        f"{prefix}request_{name}_j": getattr(spread, name) if spread is not None else None
+        for prefix, spread in spreads.items()
+        for name in ("p50", "p99")
+    }
 
 
 def typed_value(text: str) -> Any:
@@ -260,6 +321,7 @@ def load_sweep(root: Path, exclude: Path | None = None) -> Sweep:
     for job_dir in job_dirs(root, exclude):
         row = {"job": str(job_dir.relative_to(root)), "job_dir": str(job_dir), **_job_row(read_job(job_dir))}
         row["has_timeseries"] = (job_dir / TIMESERIES_FILE).is_file()
+        row["has_requests"] = (job_dir / REQUESTS_FILE).is_file()
         rows.append(row)
         overrides.append(_overrides(job_dir))
     swept = _swept_keys(overrides)

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from lem.report.groups import Group
 from lem.report.load import METRIC_BY_NAME, Metric
 from lem.report.recommend import pareto_groups
-from lem.results.writer import TIMESERIES_FILE
+from lem.results.writer import REQUESTS_FILE, TIMESERIES_FILE
 
 DPI = 120
 _KIND_STYLE = {
@@ -251,4 +251,28 @@ def timeseries(group: Group, folder: Path) -> Path | None:
     all_axes[-1].set_xlabel("time in the measured window (s)")
     kind = "GPU power" if gpu_lines else "no GPU power sampled: host CPU utilisation"
     all_axes[0].set_title(f"#{group.number} {group.label}: {kind}, one line per job", fontsize=10)
+    return _save(figure, folder / f"{group.number:02d}_{_slug(group.label)}.png")
+
+
+def request_energy(group: Group, folder: Path) -> Path | None:
+    """Energy of each request against its output tokens, one colour per job: measured energy where the jobs have it,
+    else lem's estimate (said on the axis). None when no job of the group wrote a requests table with energy."""
+    points: dict[str, list[tuple[str, pd.Series, pd.Series]]] = {"measured": [], "estimate": []}
+    for _, job in group.jobs[group.jobs["has_requests"].astype(bool)].iterrows():
+        frame = pd.read_parquet(Path(job["job_dir"]) / REQUESTS_FILE)
+        for kind, column in (("measured", "energy_j"), ("estimate", "estimated_energy_j")):
+            if frame[column].notna().all():
+                points[kind].append((_job_label(job), frame["output_tokens"], frame[column]))
+    kind = "measured" if points["measured"] else "estimate"
+    if not points[kind]:
+        return None
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    for label, tokens, energy_j in points[kind]:
+        axes.scatter(tokens, energy_j, s=14, alpha=0.7, label=label)
+    axes.set_xlabel("output tokens of the request")
+    axes.set_ylabel("energy per request (J)" if kind == "measured" else "energy per request (J, ESTIMATE)")
+    axes.set_title(f"#{group.number} {group.label}: energy of each request{_kind_label(kind)}", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
     return _save(figure, folder / f"{group.number:02d}_{_slug(group.label)}.png")

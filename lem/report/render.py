@@ -263,6 +263,7 @@ def write_report(
         report.files.append(plots.pareto(summary, groups, x_metric, out_dir / f"pareto_{name}.png"))
     report.files += [plots.bars(summary, groups, m.name, out_dir / f"bars_{m.name}.png") for m in METRICS]
     report.files += [plots.timeseries(g, out_dir / "timeseries") for g in groups]
+    report.files += [plots.request_energy(g, out_dir / "request_energy") for g in groups]
     report.files.append(serving_plot(sweep.table, sweep.swept, out_dir / SERVING_PLOT))
     report.files = [f for f in report.files if f is not None]
     md_path = out_dir / SUMMARY_MD

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-RESULT_SCHEMA_VERSION = "1.0.0"
+RESULT_SCHEMA_VERSION = "1.1.0"  # 1.1: energy.requests, energy.phases, energy.node (optional, additive)
 T = TypeVar("T")
 MEASURED_SOURCES = ("counter", "power_integration")
 
@@ -55,6 +55,109 @@ class Distribution:
 
 
 @dataclass
+class EnergySpread:
+    """Summary of per-request energies, joules: mean, p50/p90/p99 (linear interpolation), min and max."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+
+
+@dataclass
+class RequestEnergySummary:
+    """The window's energy shared among its requests (one row each in `file`, beside results.json).
+
+    `energy_j` is over the measured domains and sums to measured_energy_j; `estimated_energy_j` over estimates, kept
+    apart. `method` says how the window was cut into intervals and how each domain's energy was divided among them;
+    `processed_tokens` defines the tokens an interval's energy is shared by.
+    """
+
+    file: str
+    requests: int
+    method: str
+    processed_tokens: str
+    energy_j: EnergySpread | None
+    net_energy_j: EnergySpread | None
+    estimated_energy_j: EnergySpread | None
+
+
+@dataclass
+class NodeEnergy:
+    """The whole node's energy over the measured window, from its BMC's power readings integrated over time (`source`
+    power_integration; `sensor` names the command, `sample_rate_hz` the readings per second achieved, `samples` those
+    inside the window). The node includes the GPUs, CPUs and memory, so this figure is never added to
+    `measured_energy_j` or listed in `domains`. `net_energy_j` = energy_j − baseline_power_w × window duration (the
+    node's idle power, from the same sensor), clamped at 0 (`net_clamped`); null without a node baseline.
+    `rest_of_node_j` = energy_j − measured_energy_j: what the node drew beyond the metered domains (fans, disks,
+    network, power-supply losses, unmetered devices); null where measured energy is null, and negative only where
+    the sensors disagree. Joules and watts.
+    """
+
+    source: str
+    sensor: str
+    energy_j: float
+    avg_power_w: float
+    baseline_power_w: float | None
+    net_energy_j: float | None
+    net_clamped: bool
+    sample_rate_hz: float | None
+    samples: int
+    rest_of_node_j: float | None
+
+
+@dataclass
+class PhaseDomainEnergy:
+    """One domain's energy split into prefill (one pass) and decode (the measured window minus one prefill pass),
+    joules, gross and net of the same domain's idle power. Null where a reading is missing or a decode difference
+    went negative (flagged `decode_energy_negative:<domain>` / `decode_net_energy_negative:<domain>`)."""
+
+    domain: str
+    source: str
+    prefill_j: float | None
+    prefill_net_j: float | None
+    decode_j: float | None
+    decode_net_j: float | None
+
+
+@dataclass
+class PhaseSplit:
+    """Prefill and decode energy apart (`energy.phases=split`); `method` says how, with this run's numbers.
+
+    Prefill: `prefill_passes` passes of every prompt with one output token in one window of `prefill_window_s`,
+    divided by the passes (`prefill_duration_s` per pass). Decode: the measured window minus one prefill pass. Totals
+    follow EnergyMetrics: the plain ones over measured domains (`counter`, `power_integration`), the `estimated_` ones
+    over estimates, never mixed. J per input token divides by the input tokens of one pass (`prefill_input_tokens`),
+    J per output token by `decode_output_tokens` (output tokens − requests). A negative decode total is null and
+    flagged (`decode_energy_negative`, `decode_net_energy_negative`, and their `estimated_` twins).
+    """
+
+    method: str
+    prefill_passes: int
+    prefill_window_s: float
+    prefill_duration_s: float
+    prefill_input_tokens: int
+    decode_output_tokens: int
+    prefill_energy_j: float | None
+    prefill_net_energy_j: float | None
+    decode_energy_j: float | None
+    decode_net_energy_j: float | None
+    prefill_j_per_input_token: float | None
+    prefill_net_j_per_input_token: float | None
+    decode_j_per_output_token: float | None
+    decode_net_j_per_output_token: float | None
+    estimated_prefill_energy_j: float | None
+    estimated_prefill_net_energy_j: float | None
+    estimated_decode_energy_j: float | None
+    estimated_decode_net_energy_j: float | None
+    estimated_prefill_j_per_input_token: float | None
+    estimated_decode_j_per_output_token: float | None
+    domains: list[PhaseDomainEnergy]
+
+
+@dataclass
 class EnergyMetrics:
     """Measured totals (hardware sources only) beside estimated totals, and the per-token figures of each."""
 
@@ -72,6 +175,12 @@ class EnergyMetrics:
     estimate_model: dict[str, Any] | None
     domains: list[DomainEnergy]
     load: PhaseEnergy | None
+    requests: RequestEnergySummary | None = None
+    phases: PhaseSplit | None = None
+    #: The whole node from its BMC (config energy.node); it includes the domains above, so it is never in their totals.
+    node: NodeEnergy | None = None
+    #: Why there is no `node` figure where one was asked for (energy.node=auto without ipmitool, a failed sensor).
+    node_skipped_reason: str | None = None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Writes results.json (atomically) and timeseries.parquet into the Hydra job directory."""
+"""Writes results.json (atomically), and names the tables beside it, in the Hydra job directory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from lem.results.schema import Result
 
 RESULTS_FILE = "results.json"
 TIMESERIES_FILE = "timeseries.parquet"
+#: Per-request energy and timings of the measured window (lem.attribution).
+REQUESTS_FILE = "requests.parquet"
 
 
 def write_result(job_dir: Path, result: Result) -> Path:

@@ -2,7 +2,8 @@
 
 `ServedModel` implements lem.backends.base.Backend: `load` starts the backend's server (lem.serving.launch) and waits
 for its health endpoint (the harness meters this as the load phase); `generate` sends requests one at a time, which
-is what warm-up does (their prefix-cache entries are salted, so the measured load cannot reuse them); `close` stops
+is what warm-up does (on vLLM their prefix-cache entries are salted, so the measured load cannot reuse them; on
+TensorRT-LLM KV-cache reuse is off unless backend.enable_kv_cache_reuse); `close` stops
 the server and everything it started. `measure_serving` is the measured phase: the load generator runs the whole
 schedule while the meter's window opens and closes on the steady-state window's edges (lem.serving.window); only
 the requests that complete inside it enter the result's metrics. Like lem.measure, this is where the layers meet:
@@ -21,10 +22,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lem.atomic import write_text_atomic
+from lem.attribution import RequestSet
 from lem.backends.base import Generation, LoadInfo, ProgressCallback, RequestRecord
 from lem.config.schema import ExperimentConfig, ServingScenario, TimeseriesConfig
 from lem.energy.devices import gpu_sharing, worst_sharing
@@ -36,14 +39,12 @@ from lem.measure import WINDOW_KEY, Measurement
 from lem.results.schema import EnergyMetrics, ServingMetrics
 from lem.serving.launch import LAUNCHERS, SERVER_LOG_FILE
 from lem.serving.load import LoadRun, RequestFailed, RequestTiming, planned_send_times_s, run_load, send_sequentially
-from lem.serving.server import ServerProcess, get_json, log_tail
+from lem.serving.server import Endpoint, ServerProcess, get_json, log_tail
 from lem.serving.summary import completed_in_window, serving_metrics
 from lem.serving.window import SteadyStateWindow
 
 log = logging.getLogger(__name__)
 REQUESTS_FILE = "serving_requests.jsonl"
-#: Salt of the warm-up requests' prefix-cache entries (vLLM's `cache_salt`): the measured requests carry none.
-WARMUP_CACHE_SALT = "lem-warmup"
 #: timing_source of serving records: lem's timestamps of the streamed chunks, in lem's process.
 TIMING_SOURCE = "stream_chunks"
 #: Seconds to wait for a failing server to exit before deciding whether it died.
@@ -51,7 +52,8 @@ _EXIT_WAIT_S = 3.0
 
 
 class ServedModel:
-    """The configured backend's server, started and stopped by lem, spoken to over a Unix socket."""
+    """The configured backend's server, started and stopped by lem, spoken to over a Unix socket or a loopback port.
+    `endpoint` and `sampling` (the launch's, with the served model's name) are set by `load`."""
 
     def __init__(self, config: ExperimentConfig, model_path: str, gpu_indices: list[int], job_dir: Path) -> None:
         assert isinstance(config.scenario, ServingScenario)
@@ -61,20 +63,26 @@ class ServedModel:
         self.server = ServerProcess("server", job_dir / SERVER_LOG_FILE)
         try:
             launcher = LAUNCHERS[config.backend.name]
-            self.launch = launcher(config, model_path, gpu_indices, job_dir, self.server.socket_path)
+            self.launch = launcher(config, model_path, gpu_indices, job_dir, self.server)
         except BaseException:
             self.server.stop()  # removes its socket folder
             raise
         self.server.name = self.launch.name
+        self.endpoint = Endpoint()
+        self.sampling: dict[str, Any] = {}
 
     def load(self) -> LoadInfo:
         """Start the server and wait until /health answers (scenario.server_start_timeout_s)."""
-        self.server.start(self.launch.command, self.launch.env)
+        self.server.start(self.launch.command, self.launch.env, self.launch.transport)
         healthy_after_s = self.server.wait_healthy(
             self.scenario.server_start_timeout_s, "scenario.server_start_timeout_s"
         )
+        endpoint = self.server.endpoint()
+        assert endpoint is not None, "a healthy server has an endpoint"
+        self.endpoint = endpoint
         resolved = json.loads(self.launch.resolved_path.read_text())
-        served = get_json(self.server.socket_path, "/v1/models")["data"]
+        served = get_json(self.endpoint, "/v1/models")["data"]
+        self.sampling = {**self.launch.sampling, "model": served[0]["id"]}  # trtllm-serve requires the name
         settings = {
             **self.launch.settings,
             "engine_args": resolved["engine_args"],
@@ -101,21 +109,26 @@ class ServedModel:
             )
         return LemError(f"{ex}; the {self.server.name}'s log {self.server.log_path} ends: {tail}", phase=phase)
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
-        """Send the prompts one at a time (warm-up), prefix-cache entries salted; records in prompt order."""
+    def generate(
+        self, prompts: list[str], on_progress: ProgressCallback | None = None, output_tokens: int | None = None
+    ) -> Generation:
+        """Send the prompts one at a time (warm-up), with the launch's warm-up fields (vLLM: a prefix-cache salt);
+        records in prompt order.
+        (`output_tokens` is for offline prefill passes; validation keeps energy.phases=split off serving.)"""
+        origin_s = time.time()
         try:
             timings = send_sequentially(
-                self.server.socket_path,
+                self.endpoint,
                 prompts,
-                self.launch.sampling,
-                extra_body={"cache_salt": WARMUP_CACHE_SALT},
+                self.sampling,
+                extra_body=self.launch.warmup_body,
                 request_timeout_s=self.scenario.request_timeout_s,
             )
         except RequestFailed as ex:
             raise self.failure(ex, "warmup") from ex
         if on_progress is not None:
             on_progress(len(timings))
-        return Generation([_record(t) for t in timings], TIMING_SOURCE)
+        return Generation([_record(t) for t in timings], TIMING_SOURCE, origin_s)
 
     def peak_memory_bytes(self) -> int | None:
         """None: the memory is the server's (its engine arguments are in the result)."""
@@ -130,11 +143,18 @@ def _record(timing: RequestTiming) -> RequestRecord:
     assert timing.sent_s is not None and timing.end_s is not None
     return RequestRecord(
         input_tokens=timing.input_tokens or 0,
-        output_tokens=timing.output_tokens or 0,
+        output_tokens=timing.output_tokens or len(timing.token_arrivals_s),
         started_s=timing.sent_s,
         finished_s=timing.end_s,
         first_token_s=timing.first_token_s,
     )
+
+
+def _active_in_window(requests: list[RequestTiming], start_s: float, end_s: float) -> list[RequestTiming]:
+    """The requests that were in flight at some time in the window: sent before it closed, ended after it opened."""
+    return [
+        r for r in requests if r.sent_s is not None and r.end_s is not None and r.sent_s < end_s and r.end_s > start_s
+    ]
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,13 @@ class ServingMeasurement(Measurement):
     server_start_s: float | None
     server_cpu_time_s: float
     requests_file: str
+    in_window: RequestSet
+
+    @property
+    def requests(self) -> RequestSet:
+        """Every request in flight during the window, charged for the tokens it processed inside it (a request that
+        straddles an edge gets only its part), so that the shares add up to the window's energy."""
+        return self.in_window
 
 
 def with_server_cpu(window: WindowReading, power_model: CpuPowerModel | None, server_cpu_s: float) -> WindowReading:
@@ -184,6 +211,7 @@ def measure_serving(
     readings: list[WindowReading] = []
 
     def on_open(t: float) -> None:
+        edges["origin_s"] = time.time() - t  # the wall-clock time the load's times count from
         meter.begin(WINDOW_KEY, sampler)
         edges["server_cpu_open_s"] = server.cpu_time_s()
         log.info("serving window opened at %.3f s of the load", t)
@@ -192,6 +220,11 @@ def measure_serving(
         readings.append(meter.end(WINDOW_KEY))
         edges["server_cpu_close_s"] = server.cpu_time_s()
         log.info("serving window closed at %.3f s of the load (%s)", t, window.closes_at)
+
+    def on_completed(progress: Progress, task: TaskID) -> None:
+        if "origin_s" in edges and not readings:  # the window is open: a boundary for per-request energy
+            meter.mark(WINDOW_KEY)
+        progress.update(task, advance=1, refresh=True)
 
     window = SteadyStateWindow(scenario.num_requests, scenario.ramp_up_requests, on_open, on_close)
     planned = planned_send_times_s(scenario.request_rate, scenario.num_requests, backend.seed)
@@ -202,15 +235,15 @@ def measure_serving(
             sampler.start()
         try:
             run = run_load(
-                server.socket_path,
+                backend.endpoint,
                 prompts,
-                backend.launch.sampling,
+                backend.sampling,
                 planned,
                 window,
                 max_concurrency=scenario.max_concurrency,
                 drain=scenario.drain,
                 request_timeout_s=scenario.request_timeout_s,
-                on_completed=lambda: progress.update(task, advance=1, refresh=True),
+                on_completed=lambda: on_completed(progress, task),
             )
         except RequestFailed as ex:
             raise backend.failure(ex, "measure") from ex
@@ -228,10 +261,12 @@ def measure_serving(
     server_cpu_s = edges["server_cpu_close_s"] - edges["server_cpu_open_s"]
     assert readings and window.opened_s is not None and window.closed_s is not None, "the window never closed"
     done = completed_in_window(run.requests, window.opened_s, window.closed_s)
+    active = _active_in_window(run.requests, window.opened_s, window.closed_s)
+    origin_s = edges["origin_s"]
     sharing_after = gpu_sharing(meter.gpus, meter.gpu_indices, True) if meter.gpu_indices else None
     return ServingMeasurement(
         window=with_server_cpu(readings[0], meter.power_model, server_cpu_s),
-        generation=Generation([_record(r) for r in done], TIMING_SOURCE),
+        generation=Generation([_record(r) for r in done], TIMING_SOURCE, origin_s),
         timeseries=sampler.to_frame() if sampler is not None else None,
         samples=len(sampler) if sampler is not None else 0,
         achieved_sample_rate_hz=sampler.achieved_rate_hz() if sampler is not None else None,
@@ -244,6 +279,11 @@ def measure_serving(
         server_start_s=server.healthy_after_s,
         server_cpu_time_s=server_cpu_s,
         requests_file=str(requests_path),
+        in_window=RequestSet(
+            Generation([_record(r) for r in active], TIMING_SOURCE, origin_s),
+            [r.index for r in active],
+            [r.prompt_index for r in active],
+        ),
     )
 
 

@@ -2,8 +2,8 @@
 
 Client: aiohttp (asyncio). Chosen over httpx because its C-accelerated HTTP parser costs less CPU per streamed chunk
 on the machine that also runs the server (2 cores here), it is the client `vllm bench serve` uses (so lem's
-latencies are taken the way vLLM's own benchmark takes them), and its UnixConnector speaks to the server's Unix
-socket directly.
+latencies are taken the way vLLM's own benchmark takes them), and its UnixConnector speaks to a server's Unix socket
+directly (a TCP server, such as trtllm-serve, through its TCPConnector on 127.0.0.1: lem.serving.server.Endpoint).
 
 Arrivals: Poisson with a fixed seed (exponential gaps of mean 1/rate from numpy's default_rng(seed); the first at 0),
 or all at once for rate = inf; `max_concurrency` requests in flight at most (a request waits for a slot after its
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lem.serving.server import Endpoint
 from lem.serving.window import SteadyStateWindow
 
 COMPLETIONS_PATH = "/v1/completions"
@@ -111,17 +112,18 @@ def planned_send_times_s(request_rate_per_s: float, num_requests: int, seed: int
 
 
 def completion_body(sampling: dict[str, Any], prompt: str) -> dict[str, Any]:
-    """A streaming /v1/completions body: lem's sampling arguments (lem.backends.vllm.translate.sampling_kwargs),
-    usage in every chunk, no model name (the server's only model)."""
+    """A streaming /v1/completions body: lem's sampling arguments (the launch's: lem.backends.vllm.translate's
+    sampling_kwargs, or lem.serving.trtllm's completion_sampling, with the served model's name), usage in every
+    chunk."""
     body = {k: v for k, v in sampling.items() if k not in _NOT_REQUEST_KEYS}
     body.update(prompt=prompt, stream=True, stream_options={"include_usage": True, "continuous_usage_stats": True})
     return body
 
 
-async def _stream(session: Any, body: dict[str, Any], timing: RequestTiming, origin: float) -> None:
-    """Send one request and read its stream into `timing` (first token, every token, usage, end)."""
+async def _stream(session: Any, url: str, body: dict[str, Any], timing: RequestTiming, origin: float) -> None:
+    """Send one request to `url` and read its stream into `timing` (first token, every token, usage, end)."""
     seen = 0
-    async with session.post(f"http://localhost{COMPLETIONS_PATH}", json=body) as response:
+    async with session.post(url, json=body) as response:
         if response.status != 200:
             text = " ".join((await response.text()).split())[:300]
             raise RequestFailed(timing.index, f"HTTP {response.status}: {text}")
@@ -158,7 +160,7 @@ class LoadRun:
 
 
 async def _run(
-    socket_path: str,
+    endpoint: Endpoint,
     bodies: Sequence[dict[str, Any]],
     timings: list[RequestTiming],
     max_concurrency: int | None,
@@ -173,8 +175,8 @@ async def _run(
     draining = False
     tasks: list[asyncio.Task[None]] = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=request_timeout_s)
-    connector = aiohttp.UnixConnector(path=socket_path, limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    url = endpoint.base_url + COMPLETIONS_PATH
+    async with aiohttp.ClientSession(connector=endpoint.connector(limit=0), timeout=timeout) as session:
         origin = time.perf_counter()
 
         async def one(body: dict[str, Any], timing: RequestTiming) -> None:
@@ -186,7 +188,7 @@ async def _run(
                     if drained():  # the window closed at this send: this request belongs to the drain
                         timing.cancelled = True
                         return
-                    await _stream(session, body, timing, origin)
+                    await _stream(session, url, body, timing, origin)
             except asyncio.CancelledError:
                 if not draining:
                     raise
@@ -222,7 +224,7 @@ async def _run(
 
 
 def run_load(
-    socket_path: str,
+    endpoint: Endpoint,
     prompts: Sequence[str],
     sampling: dict[str, Any],
     planned_s: Sequence[float],
@@ -244,25 +246,26 @@ def run_load(
     timings = [RequestTiming(i, i % len(prompts), t) for i, t in enumerate(planned_s)]
     bodies = [completion_body(sampling, prompts[timing.prompt_index]) for timing in timings]
     duration_s = asyncio.run(
-        _run(socket_path, bodies, timings, max_concurrency, window, drain, request_timeout_s, on_completed)
+        _run(endpoint, bodies, timings, max_concurrency, window, drain, request_timeout_s, on_completed)
     )
     return LoadRun(timings, window, duration_s)
 
 
 async def _sequential(
-    socket_path: str, bodies: Sequence[dict[str, Any]], request_timeout_s: float
+    endpoint: Endpoint, bodies: Sequence[dict[str, Any]], request_timeout_s: float
 ) -> list[RequestTiming]:
     import aiohttp
 
     timings = []
+    url = endpoint.base_url + COMPLETIONS_PATH
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=request_timeout_s)
-    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket_path), timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=endpoint.connector(), timeout=timeout) as session:
         origin = time.perf_counter()
         for index, body in enumerate(bodies):
             timing = RequestTiming(index, index, time.perf_counter() - origin)
             timing.sent_s = timing.planned_s
             try:
-                await _stream(session, body, timing, origin)
+                await _stream(session, url, body, timing, origin)
             except (aiohttp.ClientError, TimeoutError, ValueError) as ex:
                 raise RequestFailed(index, f"{type(ex).__name__}: {ex}") from ex
             timings.append(timing)
@@ -270,7 +273,7 @@ async def _sequential(
 
 
 def send_sequentially(
-    socket_path: str,
+    endpoint: Endpoint,
     prompts: Sequence[str],
     sampling: dict[str, Any],
     *,
@@ -280,4 +283,4 @@ def send_sequentially(
     """One streaming request per prompt, each sent when the previous one has ended (warm-up); `extra_body` is added
     to every request. RequestFailed on the first failure."""
     bodies = [{**completion_body(sampling, prompt), **(extra_body or {})} for prompt in prompts]
-    return asyncio.run(_sequential(socket_path, bodies, request_timeout_s))
+    return asyncio.run(_sequential(endpoint, bodies, request_timeout_s))

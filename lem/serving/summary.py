@@ -12,7 +12,10 @@ from lem.results.schema import EnergyMetrics, Percentiles, ServingMetrics
 from lem.serving.load import LoadRun, RequestTiming
 from lem.serving.window import CLOSED_AT_LAST_SEND
 
-ENERGY_PER_REQUEST_METHOD = "window energy / requests completed in the window"
+ENERGY_PER_REQUEST_METHOD = (
+    "window energy / requests completed in the window; each request's own share (by the tokens it processed in the "
+    "window) is in requests.parquet"
+)
 #: A server kept up where the window's completions are at least this fraction of its sends.
 KEPT_UP_FRACTION = 0.9
 

@@ -14,6 +14,7 @@ from lem.backends.checkpoint import model_fingerprint
 from lem.backends.precision import gpu_capabilities, with_resolved_precision
 from lem.backends.pytorch.batching import plan_batches
 from lem.backends.pytorch.config import PyTorchConfig
+from lem.backends.pytorch.translate import engine_arguments, from_pretrained_arguments
 from lem.config.decoder import decoder_values
 from lem.config.schema import ExperimentConfig
 
@@ -40,15 +41,14 @@ def generate_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-def _quantization_config(backend: PyTorchConfig, fp_precision: str) -> Any:
+def _quantization_config(arguments: dict[str, Any]) -> Any:
+    """A BitsAndBytesConfig from `translate.quantization_arguments` (the compute dtype named, made torch's)."""
     from transformers import BitsAndBytesConfig
 
-    if backend.quantization == "bnb_8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    compute = _DTYPES[backend.bnb_4bit_compute_dtype or fp_precision]
-    return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type=backend.bnb_4bit_quant_type, bnb_4bit_compute_dtype=compute
-    )
+    compute = arguments.get("bnb_4bit_compute_dtype")
+    if compute is not None:
+        arguments = {**arguments, "bnb_4bit_compute_dtype": _DTYPES[compute]}
+    return BitsAndBytesConfig(**arguments)
 
 
 def _output_length(new_tokens: list[int], eos_ids: set[int], fixed_length: bool) -> int:
@@ -77,32 +77,21 @@ class PyTorchBackend:
         self._generate_kwargs = generate_kwargs(config)
 
     def _load_kwargs(self) -> dict[str, Any]:
-        backend = self._backend
-        kwargs: dict[str, Any] = {
-            "dtype": _DTYPES[self._config.fp_precision],
-            "attn_implementation": backend.attn_implementation,
-            "low_cpu_mem_usage": backend.low_cpu_mem_usage,
-            "trust_remote_code": backend.trust_remote_code,
-        }
-        if backend.revision is not None:
-            kwargs["revision"] = backend.revision
-        if backend.device_map is not None:
-            kwargs["device_map"] = backend.device_map
-        if backend.quantization is not None:
-            kwargs["quantization_config"] = _quantization_config(backend, self._config.fp_precision)
-        kwargs.update(backend.extra_load)
+        """from_pretrained's keyword arguments (`translate.from_pretrained_arguments`) with torch's dtype and a
+        BitsAndBytesConfig."""
+        kwargs = from_pretrained_arguments(self._config)
+        kwargs["dtype"] = _DTYPES[kwargs["dtype"]]
+        if "quantization_config" in kwargs:
+            kwargs["quantization_config"] = _quantization_config(kwargs["quantization_config"])
         return kwargs
 
     def engine_key(self) -> dict[str, Any]:
-        """The model files, the device, from_pretrained's arguments and what load() applies around them."""
-        backend = self._backend
+        """The model files, the config's part (`translate.engine_arguments`: from_pretrained's arguments and what
+        load() applies around them) and the device."""
         return {
             "model": model_fingerprint(self._model_path),
+            **engine_arguments(self._config, self._model_path),
             "device": str(self._device),
-            "from_pretrained": self._load_kwargs(),
-            "torch_threads": backend.torch_threads,
-            "torch_compile": [backend.torch_compile, backend.torch_compile_backend],
-            "assistant_model": backend.assistant_model,
         }
 
     def load(self) -> LoadInfo:
@@ -152,9 +141,12 @@ class PyTorchBackend:
         if self._device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self._device)
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
-        """Generate batch by batch as planned; records in prompt order, timed per batch ("batch": no per-token
-        timestamps, a request finishes when its batch does)."""
+    def generate(
+        self, prompts: list[str], on_progress: ProgressCallback | None = None, output_tokens: int | None = None
+    ) -> Generation:
+        """Generate batch by batch as planned (for the configured output length, whatever `output_tokens` asks);
+        records in prompt order, timed per batch ("batch": no per-token timestamps, a request finishes when its batch
+        does). A row that finished early still computed the batch's every position: `computed_output_tokens`."""
         assert self._model is not None and self._tokenizer is not None, "load() first"
         tokenizer, backend = self._tokenizer, self._backend
         encoded = tokenizer(prompts, add_special_tokens=True)["input_ids"]  # once: plans batches, then is padded
@@ -165,11 +157,15 @@ class PyTorchBackend:
             backend.max_tokens_per_batch,
             self._config.max_output_tokens,
         )
+        kwargs = self._generate_kwargs
+        fixed_length = self._config.fixed_length or output_tokens is not None
+        if output_tokens is not None:
+            kwargs = {**kwargs, "max_new_tokens": output_tokens, "min_new_tokens": output_tokens}
         eos = self._model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         records: dict[int, RequestRecord] = {}
         torch.manual_seed(self._config.random_seed)
-        origin = time.perf_counter()
+        origin, origin_s = time.perf_counter(), time.time()
         for batch in batches:
             started = time.perf_counter() - origin
             inputs = tokenizer.pad(
@@ -178,23 +174,24 @@ class PyTorchBackend:
                 pad_to_multiple_of=backend.pad_to_multiple_of,
             ).to(self._device)
             with torch.inference_mode():
-                output = self._model.generate(**inputs, **self._generate_kwargs)
+                output = self._model.generate(**inputs, **kwargs)
             finished = time.perf_counter() - origin
             width = inputs["input_ids"].shape[1]
             input_counts = inputs["attention_mask"].sum(dim=1).tolist()
             for row, index in enumerate(batch):
                 new_tokens = output[row, width:].tolist()
-                n_out = _output_length(new_tokens, eos_ids, self._config.fixed_length)
+                n_out = _output_length(new_tokens, eos_ids, fixed_length)
                 records[index] = RequestRecord(
                     input_tokens=int(input_counts[row]),
                     output_tokens=n_out,
                     started_s=started,
                     finished_s=finished,
                     output_token_ids=tuple(new_tokens[:n_out]),
+                    computed_output_tokens=len(new_tokens) if len(new_tokens) > n_out else None,
                 )
             if on_progress is not None:
                 on_progress(len(batch))
-        return Generation([records[i] for i in range(len(prompts))], "batch")
+        return Generation([records[i] for i in range(len(prompts))], "batch", origin_s)
 
     def peak_memory_bytes(self) -> int | None:
         """Peak CUDA memory allocated since load; None on CPU."""

@@ -102,7 +102,11 @@ class PyTorchConfig(BackendConfig):
         None, description="Pad batch inputs to a multiple of this length.", ge=1, maps_to="tokenizer"
     )
     trust_remote_code: bool = param(False, description="Allow model code from the model folder.", maps_to=_LOAD)
-    revision: str | None = param(None, description="Model revision in the local HF cache.", maps_to=_LOAD)
+    revision: str | None = param(
+        None,
+        description="Hub revision (branch, tag or commit) fetched in the prepare phase; null = main.",
+        maps_to=_LOAD,
+    )
     torch_threads: int | None = param(
         None, description="torch intra-op threads; null = torch's default.", ge=1, maps_to="torch.set_num_threads"
     )

@@ -17,7 +17,7 @@ from lem.backends.precision import gpu_capabilities, with_resolved_precision
 from lem.backends.tensorrt.api import import_api
 from lem.backends.tensorrt.config import TensorRTConfig
 from lem.backends.tensorrt.engine_cache import EngineCache, build_inputs, cache_key, engine_cache_root
-from lem.backends.tensorrt.translate import BUILD_ONLY, NESTED, EnumMember, translate
+from lem.backends.tensorrt.translate import BUILD_ONLY, NESTED, EnumMember, engine_arguments, translate
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 
@@ -117,9 +117,14 @@ class TensorRTBackend:
         return translate(self._config, self._model_path, special_tokens_added(self._model_path))
 
     def engine_key(self) -> dict[str, Any]:
-        """The model files, the GPUs and every API object's keyword arguments but SamplingParams'."""
-        kwargs = {name: args for name, args in self._kwargs().items() if name != "SamplingParams"}
-        return {"model": model_fingerprint(self._model_path), "gpus": self._gpu_indices, "api": kwargs}
+        """The model files, the config's part (`translate.engine_arguments`: every API object's keyword arguments but
+        SamplingParams'), the special tokens the tokenizer adds (the workload's lengths count them) and the GPUs."""
+        return {
+            "model": model_fingerprint(self._model_path),
+            **engine_arguments(self._config, self._model_path),
+            "special_tokens": special_tokens_added(self._model_path),
+            "gpus": self._gpu_indices,
+        }
 
     def load(self) -> LoadInfo:
         """Build the engine (or reuse the cached one) and start TensorRT-LLM's runtime on it."""
@@ -159,16 +164,27 @@ class TensorRTBackend:
             },
         )
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
-        """Submit every prompt in one call (TensorRT-LLM batches in flight); records come back in prompt order."""
+    def generate(
+        self, prompts: list[str], on_progress: ProgressCallback | None = None, output_tokens: int | None = None
+    ) -> Generation:
+        """Submit every prompt in one call (TensorRT-LLM batches in flight); records come back in prompt order.
+        `output_tokens` set: SamplingParams with exactly that many tokens (min = max, EOS ignored) for this call."""
         assert self._llm is not None, "load() first"
-        started = time.perf_counter()
-        outputs = self._llm.generate(prompts, sampling_params=self._sampling_params, use_tqdm=False)
+        sampling_params = self._sampling_params
+        if output_tokens is not None:
+            api, _ = import_api()
+            kwargs = self._kwargs()
+            exact = {"max_tokens": output_tokens, "min_tokens": output_tokens, "ignore_eos": True}
+            sampling_params = _instantiate(
+                api, {**kwargs, "SamplingParams": {**kwargs["SamplingParams"], **exact}}, "SamplingParams"
+            )
+        started, origin_s = time.perf_counter(), time.time()
+        outputs = self._llm.generate(prompts, sampling_params=sampling_params, use_tqdm=False)
         batch_s = time.perf_counter() - started
         records, timing_source = request_records(outputs, batch_s)
         if on_progress is not None:
             on_progress(len(prompts))
-        return Generation(records, timing_source)
+        return Generation(records, timing_source, origin_s)
 
     def adopt(self, previous: Backend) -> None:
         """Take over the previous job's runtime; this job's own SamplingParams."""

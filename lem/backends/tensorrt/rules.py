@@ -32,6 +32,22 @@ def context_length(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Fi
     yield from context_too_long("backend.max_input_len", backend.max_input_len, config.max_input_tokens, config)
 
 
+def engine_follows_workload(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
+    """max_seq_len null: the engine is built for this job's input + output tokens, so every length is an engine."""
+    backend = config.backend
+    assert isinstance(backend, TensorRTConfig)
+    if backend.max_seq_len is None:
+        yield Finding(
+            "ENGINE_FOLLOWS_WORKLOAD",
+            "warning",
+            "backend.max_seq_len",
+            f"null: the engine is built for max_input_tokens + max_output_tokens "
+            f"({config.max_input_tokens + config.max_output_tokens} tokens, plus special tokens), so a sweep over "
+            f"max_output_tokens builds and loads an engine per value; set backend.max_seq_len to at least the largest "
+            f"input + output to build one",
+        )
+
+
 def quantization_needs_calibration(config: ExperimentConfig, facts: MachineFacts) -> Iterable[Finding]:
     """int4 AWQ/GPTQ without calibration data or a pre-quantized checkpoint."""
     backend = config.backend
@@ -60,7 +76,7 @@ def runtime_keywords(config: ExperimentConfig) -> Accepted:
     return Accepted(llm_keywords(api["LLM"]), f"the installed TensorRT-LLM {version}'s LLM()")
 
 
-RULES = (no_float32, context_length, quantization_needs_calibration)
+RULES = (no_float32, context_length, engine_follows_workload, quantization_needs_calibration)
 KEYWORD_READERS = {"extra_build_args": build_keywords, "extra_runtime_args": runtime_keywords}
 SKIP_CONDITIONS = (
     SkipCondition("tensorrt.quantization", "fp8", f"fp8 quantization {FP8_REASON}", below_sm89),

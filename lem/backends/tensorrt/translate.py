@@ -147,3 +147,11 @@ def translate(config: ExperimentConfig, model_path: str, special_tokens: int) ->
         kwargs[obj].update(getattr(backend, field_name))
     kwargs["SamplingParams"] = sampling_kwargs(config)
     return kwargs
+
+
+def engine_arguments(config: ExperimentConfig, model_path: str) -> dict[str, Any]:
+    """What the engine key holds that the config decides: every API object's keyword arguments but SamplingParams',
+    with the lengths taken from the workload counted without special tokens (the backend's key adds the count the
+    tokenizer adds, and the GPUs)."""
+    kwargs = translate(config, model_path, special_tokens=0)
+    return {"api": {name: args for name, args in kwargs.items() if name != "SamplingParams"}}

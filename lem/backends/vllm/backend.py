@@ -27,7 +27,13 @@ from lem.backends.base import Backend, Generation, LoadInfo, ProgressCallback, R
 from lem.backends.checkpoint import model_fingerprint
 from lem.backends.precision import gpu_capabilities, with_resolved_precision
 from lem.backends.vllm.config import VLLMConfig
-from lem.backends.vllm.translate import cpu_engine_settings, cpu_environment, engine_kwargs, sampling_kwargs
+from lem.backends.vllm.translate import (
+    cpu_engine_settings,
+    cpu_environment,
+    engine_arguments,
+    engine_kwargs,
+    sampling_kwargs,
+)
 from lem.config.schema import ExperimentConfig
 from lem.errors import LemError
 from lem.model.resolve import cache_root
@@ -109,12 +115,13 @@ class VLLMBackend:
         return self._llm
 
     def engine_key(self) -> dict[str, Any]:
-        """The model files, the device and the EngineArgs keyword arguments (with lem's CPU environment)."""
+        """The model files, the config's part (`translate.engine_arguments`: the EngineArgs keyword arguments), the
+        device and lem's CPU environment."""
         on_cpu = cpu_environment(cache_root(self._config.cache_dir)) if self._on_cpu else {}
         return {
             "model": model_fingerprint(self._model_path),
+            **engine_arguments(self._config, self._model_path),
             "device": self._device,
-            "engine_args": engine_kwargs(self._config, self._model_path),
             "cpu_environment": on_cpu,
         }
 
@@ -161,8 +168,11 @@ class VLLMBackend:
             settings=settings,
         )
 
-    def generate(self, prompts: list[str], on_progress: ProgressCallback | None = None) -> Generation:
+    def generate(
+        self, prompts: list[str], on_progress: ProgressCallback | None = None, output_tokens: int | None = None
+    ) -> Generation:
         """Add every prompt as a request, step the engine until all are finished; records in prompt order.
+        `on_progress` is called after each step in which a request got its first token or finished.
 
         Times are seconds from the call's start: `started_s` when the request was added, `first_token_s` after the
         engine step that produced its first token, `finished_s` after the step that finished it. Where vLLM filled
@@ -175,11 +185,10 @@ class VLLMBackend:
         engine = self._llm.llm_engine
         # DELTA outputs with a stream interval of max_tokens: vLLM emits a request's first token at once, then the
         # rest when it finishes, so lem sees every first token without an output object per token per step.
-        params = SamplingParams(
-            **self._sampling_kwargs,
-            output_kind=RequestOutputKind.DELTA,
-            stream_interval=self._sampling_kwargs["max_tokens"],
-        )
+        sampling = self._sampling_kwargs
+        if output_tokens is not None:
+            sampling = {**sampling, "max_tokens": output_tokens, "min_tokens": output_tokens, "ignore_eos": True}
+        params = SamplingParams(**sampling, output_kind=RequestOutputKind.DELTA, stream_interval=sampling["max_tokens"])
         origin, origin_wall = time.perf_counter(), time.time()
         engine_inputs = self._llm.renderer.render_cmpl([{"prompt": prompt} for prompt in prompts])
         started: list[float] = []
@@ -193,12 +202,13 @@ class VLLMBackend:
         while engine.has_unfinished_requests():
             outputs = engine.step()
             now = time.perf_counter() - origin
-            finished_now = 0
+            finished_now, boundary = 0, False
             for output in outputs:
                 index = int(output.request_id)
                 new_tokens = output.outputs[0].token_ids
                 if new_tokens and first[index] is None:
                     first[index] = now
+                    boundary = True
                 tokens[index].extend(new_tokens)
                 if not output.finished:
                     continue
@@ -209,7 +219,7 @@ class VLLMBackend:
                     first_token_s = stats.arrival_time - origin_wall + stats.first_token_latency
                     vllm_times[index] = (first_token_s, first_token_s + stats.last_token_ts - stats.first_token_ts)
                 finished_now += 1
-            if finished_now and on_progress is not None:
+            if (finished_now or boundary) and on_progress is not None:
                 on_progress(finished_now)
         use_vllm_times = len(vllm_times) == len(prompts)
         records = []
@@ -227,7 +237,7 @@ class VLLMBackend:
                     output_token_ids=tuple(tokens[index]),
                 )
             )
-        return Generation(records, "vllm_metrics" if use_vllm_times else "engine_step")
+        return Generation(records, "vllm_metrics" if use_vllm_times else "engine_step", origin_wall)
 
     def adopt(self, previous: Backend) -> None:
         """Take over the previous job's engine and the process state saved when it was built."""

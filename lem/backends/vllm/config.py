@@ -176,7 +176,11 @@ class VLLMConfig(BackendConfig):
     disable_log_stats: bool = param(
         True, description="Silence vLLM's periodic stats logging.", maps_to=_engine("disable_log_stats")
     )
-    revision: str | None = param(None, description="Model revision in the local HF cache.", maps_to=_engine("revision"))
+    revision: str | None = param(
+        None,
+        description="Hub revision (branch, tag or commit) fetched in the prepare phase; null = main.",
+        maps_to=_engine("revision"),
+    )
     extra: dict[str, Any] = param(
         description="Further EngineArgs keyword arguments.", default_factory=dict, maps_to=_ENGINE
     )

@@ -56,6 +56,12 @@ def engine_kwargs(config: ExperimentConfig, model_path: str) -> dict[str, Any]:
     return kwargs
 
 
+def engine_arguments(config: ExperimentConfig, model_path: str) -> dict[str, Any]:
+    """What the engine key holds that the config decides: the EngineArgs keyword arguments. The backend adds the
+    device and, on a host without a GPU, lem's CPU environment (the CPU engine settings follow from these)."""
+    return {"engine_args": engine_kwargs(config, model_path)}
+
+
 def cpu_engine_settings(kwargs: Mapping[str, Any], model_max_len: int | None) -> dict[str, Any]:
     """The engine arguments lem sets itself on a host without a GPU, given the configured `kwargs`.
 
