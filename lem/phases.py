@@ -43,8 +43,10 @@ def measure_prefill(
     backend: Backend, meter: EnergyMeter, prompts: list[str], min_duration_s: float = MIN_PREFILL_WINDOW_S
 ) -> PrefillMeasurement:
     """Run every prompt with exactly one output token, in the configured batches, inside one meter window, pass
-    after pass until the window lasts at least `min_duration_s` seconds (at least one pass)."""
+    after pass until the window lasts at least `min_duration_s` seconds (at least one pass). One unmetered pass goes
+    first: warm-up runs prompts one at a time, and the first pass at the batches' shapes is slower than the rest."""
     print_line(f"prefill: {len(prompts)} prompts x 1 output token, repeated for at least {min_duration_s:g} s")
+    backend.generate(prompts, output_tokens=1)
     meter.begin(WINDOW_KEY)
     started, passes = time.perf_counter(), 0
     while True:
@@ -112,12 +114,12 @@ def _method(prefill: PrefillMeasurement) -> str:
     passes = prefill.passes
     return (
         f"prefill: {passes} pass(es) of all {prefill.requests} prompts with exactly 1 output token, in the measured "
-        "run's batches, no prompt cache carried between passes (vLLM's prefix cache is reset before each), metered in "
-        f"one window of {prefill.window.duration_s:.3f} s; prefill energy = that window's / {passes}. decode: the "
-        "measured window's energy minus one prefill pass's, per domain, gross and net of idle power (net = energy - "
-        "idle power x each window's duration). J per input token = prefill energy / the input tokens of one pass; J "
-        "per output token = decode energy / (output tokens - requests), since the prefill made each request's first "
-        "token"
+        "run's batches, no prompt cache carried between passes (vLLM's prefix cache is reset before each), after one "
+        f"unmetered pass at the batches' shapes, metered in one window of {prefill.window.duration_s:.3f} s; prefill "
+        f"energy = that window's / {passes}. decode: the measured window's energy minus one prefill pass's, per "
+        "domain, gross and net of idle power (net = energy - idle power x each window's duration). J per input token "
+        "= prefill energy / the input tokens of one pass; J per output token = decode energy / (output tokens - "
+        "requests), since the prefill made each request's first token"
     )
 
 

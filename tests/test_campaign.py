@@ -285,3 +285,26 @@ def test_interrupted_job_is_rerun_on_resume(tmp_path: Path, lem_cache: Path) -> 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [r["status"] for r in _results(sweep)] == ["ok", "ok"] and "1 skipped" in resumed.stderr
     assert (sweep / "p000_c00" / "results.json").stat().st_mtime_ns == first, "the finished job is not rerun"
+
+
+def test_campaign_params_take_escape_hatch_keys_as_users_type_them(tmp_path: Path) -> None:
+    """`hydra.sweeper.params` in a campaign file names `backend.extra.<key>` without Hydra's `++`, as the command line
+    does; the key reaches each job's config."""
+    (tmp_path / "conf" / "campaign").mkdir(parents=True)
+    (tmp_path / "conf" / "campaign" / "hatch.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n  - override /hydra/sweeper: lem_campaign\n"
+        "campaign:\n  name: hatch\n  cycles: 1\n"
+        "hydra:\n  sweeper:\n    params:\n      backend.extra.repetition_penalty: 1.0,1.1\n"
+    )
+    run = run_lem(
+        "-m",
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "+campaign=hatch",
+        "dry_run=true",
+        cwd=tmp_path,
+        env={"COLUMNS": "200"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "backend.extra.repetition_penalty=1.0" in run.stderr and "backend.extra.repetition_penalty=1.1" in run.stderr

@@ -136,6 +136,13 @@ def test_schema_version_findings() -> None:
         (["backend.attn_implementation=flash_attention_2"], NO_GPU, "NEEDS_HARDWARE", "error"),
         (["backend.quantization=bnb_4bit"], H100, "NEEDS_HARDWARE", "error"),
         (["backend=vllm", "backend.max_model_len=100"], NO_GPU, "CONTEXT_TOO_LONG", "error"),
+        (["backend=vllm", "backend.max_model_len=192"], NO_GPU, "CONTEXT_NO_ROOM_FOR_SPECIAL_TOKENS", "warning"),
+        (
+            ["backend=tensorrt", "fp_precision=float16", "backend.max_input_len=128"],
+            NO_GPU,
+            "CONTEXT_NO_ROOM_FOR_SPECIAL_TOKENS",
+            "warning",
+        ),
         (["backend=tensorrt", "fp_precision=float16", "backend.max_input_len=64"], NO_GPU, "CONTEXT_TOO_LONG", "error"),
         (["decoder.temperature=0.7"], NO_GPU, "SAMPLING_WHILE_GREEDY", "warning"),
         (["backend.typical_p=0.5"], NO_GPU, "SAMPLING_WHILE_GREEDY", "warning"),

@@ -82,10 +82,6 @@ def expand_grid(overrides: list[Override]) -> tuple[list[str], list[list[str]]]:
 class CampaignSweeper(LemSweeper):
     """Hydra's grid in lem's order, with gaps, validation before launch, resume and a summary."""
 
-    def __init__(self, params: dict[str, str] | None = None) -> None:
-        super().__init__()
-        self.params = dict(params or {})
-
     def _compose(self, planned: PlannedJob, constant: list[str], facts: Any) -> _Job:
         overrides = planned.campaign_overrides(constant)
         config, job_dir, findings = self.compose_job(overrides, facts)
@@ -105,8 +101,7 @@ class CampaignSweeper(LemSweeper):
         """Plan, validate, (dry run: list and stop), launch in order with gaps, summarise."""
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        params = [f"{key}={value}" for key, value in self.params.items()]
-        constant, points = expand_grid(parser.parse_overrides([*params, *arguments]))
+        constant, points = expand_grid(parser.parse_overrides([*self.params_as_overrides(), *arguments]))
         campaign: CampaignConfig = OmegaConf.to_object(self.config.campaign)  # type: ignore[assignment]
         planned = plan_jobs(points, campaign.cycles, campaign.structure, campaign.seed)
         sweep_dir = Path(self.config.hydra.sweep.dir)

@@ -89,8 +89,7 @@ class SearchSweeper(LemSweeper):
         seed: int | None = 0,
         study_name: str = "lem_search",
     ) -> None:
-        super().__init__()
-        self.params = dict(params or {})
+        super().__init__(params)
         self.objectives = dict(objectives or _default_objectives())
         self.n_trials, self.n_jobs, self.sampler, self.seed = n_trials, n_jobs, sampler, seed
         self.study_name = study_name
@@ -113,8 +112,7 @@ class SearchSweeper(LemSweeper):
             raise LemError(f"hydra.sweeper.n_trials={self.n_trials}, n_jobs={self.n_jobs}: both must be at least 1")
         check_objectives(self.objectives)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        params = [f"{key}={value}" for key, value in self.params.items()]
-        space = parse_space(parser.parse_overrides([*params, *arguments]))
+        space = parse_space(parser.parse_overrides([*self.params_as_overrides(), *arguments]))
         facts = self.machine_facts()
         self._check_fixed(space, facts)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lem.config.findings import Finding
 from lem.config.machine import MachineFacts, probe_machine, slurm_target
+from lem.config.overrides import as_typed
 from lem.config.rules import validate
 from lem.config.schema import ExperimentConfig
 from lem.engines import planned_loads, reuse_applies
@@ -27,10 +28,17 @@ from lem.engines import planned_loads, reuse_applies
 class LemSweeper(Sweeper):
     """A Hydra sweeper that launches lem jobs through the configured launcher (public Hydra API only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, params: dict[str, str] | None = None) -> None:
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Launcher | None = None
+        #: `hydra.sweeper.params`: key → the values to sweep (Hydra's sweep syntax).
+        self.params = dict(params or {})
+
+    def params_as_overrides(self) -> list[str]:
+        """`hydra.sweeper.params` as override strings; escape-hatch keys written plainly become `++key`, as they do on
+        the command line (lem.config.overrides.as_typed)."""
+        return as_typed([f"{key}={value}" for key, value in self.params.items()])
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context

@@ -29,9 +29,11 @@ def _expected_type(object_type: object, name: str) -> str | None:
 
 
 def _other_option(key: str) -> str:
-    """For `group.name` where `name` is a key of other options of the group: which option to select."""
-    group, _, rest = key.partition(".")
-    name = rest.split(".")[0]
+    """For `group.name` (a key directly under a config group) where `name` is a key of other options of the group:
+    which option to select."""
+    group, _, name = key.partition(".")
+    if "." in name:
+        return ""
     owners = [option for option, node in GROUP_OPTIONS.get(group, {}).items() if name in _known_keys(node)]
     return (
         f"{name} is a key of {' and '.join(f'{group}={o}' for o in owners)}: select {group}={owners[0]} first; "

@@ -37,13 +37,24 @@ def errors(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def context_too_long(key: str, limit: int | None, needed: int, config: ExperimentConfig) -> Iterable[Finding]:
-    """CONTEXT_TOO_LONG where a backend's length limit `key` is set below the `needed` tokens of the workload."""
+    """CONTEXT_TOO_LONG where a backend's length limit `key` is set below the `needed` tokens of the workload; a
+    warning where it leaves no room for the special tokens the tokenizer adds (prompts are cut to max_input_tokens
+    without them, and most tokenizers add a BOS token: the longest prompt would then be one over)."""
+    limits = f"(max_input_tokens={config.max_input_tokens}, max_output_tokens={config.max_output_tokens})"
     if limit is not None and limit < needed:
         yield Finding(
             "CONTEXT_TOO_LONG",
             "error",
             key,
-            f"{limit} is smaller than the {needed} tokens the workload needs (max_input_tokens="
-            f"{config.max_input_tokens}, max_output_tokens={config.max_output_tokens}); raise {key} "
-            f"or lower the token limits",
+            f"{limit} is smaller than the {needed} tokens the workload needs {limits}; raise {key} or lower the "
+            f"token limits",
+        )
+    elif limit is not None and limit == needed:
+        yield Finding(
+            "CONTEXT_NO_ROOM_FOR_SPECIAL_TOKENS",
+            "warning",
+            key,
+            f"{limit} is exactly the {needed} tokens of the workload {limits}, with no room for the special tokens "
+            f"(BOS) the tokenizer adds to each prompt: the engine may reject the longest prompt; set {key} to at "
+            f"least {needed + 1}",
         )
