@@ -16,7 +16,8 @@ from lem.config.findings import Finding
 from lem.config.machine import JobTarget
 from lem.config.schema import ExperimentConfig
 from lem.impact import impact_line
-from lem.results.schema import EnergyMetrics, Percentiles, Result, ServingMetrics
+from lem.results.schema import EnergyMetrics, Result
+from lem.results.serving import Percentiles, ServingMetrics
 
 _STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 _console = Console(stderr=True, highlight=False)

@@ -10,7 +10,7 @@ device reads for the quality block happen before the window opens and after it c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -50,8 +50,10 @@ class Measurement:
         return RequestSet.in_prompt_order(self.generation)
 
 
-def _sharing(meter: EnergyMeter) -> str | None:
-    return gpu_sharing(meter.gpus, meter.gpu_indices, meter.on_cuda) if meter.gpu_indices else None
+def sharing(meter: EnergyMeter, lem_holds_gpus: bool) -> str | None:
+    """Who else computes on the metered GPUs (lem.energy.devices.gpu_sharing); None without metered GPUs.
+    `lem_holds_gpus`: lem's process tree (lem, or a server it started) has contexts on them."""
+    return gpu_sharing(meter.gpus, meter.gpu_indices, lem_holds_gpus) if meter.gpu_indices else None
 
 
 def measure_window(
@@ -59,7 +61,7 @@ def measure_window(
 ) -> Measurement:
     """Run every prompt through `backend` inside one meter window, with the sampler (if enabled) beside it."""
     temperature_start = meter.temperatures_c()
-    sharing_before = _sharing(meter)
+    sharing_before = sharing(meter, meter.on_cuda)
     sampler = (
         TimeseriesSampler(meter.gpus, meter.gpu_indices, timeseries.sample_rate_hz) if timeseries.enabled else None
     )
@@ -81,14 +83,27 @@ def measure_window(
         finally:
             if sampler is not None:
                 sampler.stop()
-    sharing_after = _sharing(meter)
     return Measurement(
         window=window,
         generation=generation,
-        timeseries=sampler.to_frame() if sampler is not None else None,
-        samples=len(sampler) if sampler is not None else 0,
-        achieved_sample_rate_hz=sampler.achieved_rate_hz() if sampler is not None else None,
-        temperature_start_c=temperature_start,
-        temperature_end_c=meter.temperatures_c(),
-        gpu_sharing=worst_sharing(sharing_before, sharing_after),
+        **telemetry(sampler, meter, temperature_start, sharing_before, meter.on_cuda),
     )
+
+
+def telemetry(
+    sampler: TimeseriesSampler | None,
+    meter: EnergyMeter,
+    temperature_start_c: dict[str, float],
+    sharing_before: str | None,
+    lem_holds_gpus: bool,
+) -> dict[str, Any]:
+    """The Measurement fields around a window, read once it has closed: the sampler's table, sample count and rate,
+    the temperatures at both edges, and the worse of the sharing check before the window and now."""
+    return {
+        "timeseries": sampler.to_frame() if sampler is not None else None,
+        "samples": len(sampler) if sampler is not None else 0,
+        "achieved_sample_rate_hz": sampler.achieved_rate_hz() if sampler is not None else None,
+        "temperature_start_c": temperature_start_c,
+        "temperature_end_c": meter.temperatures_c(),
+        "gpu_sharing": worst_sharing(sharing_before, sharing(meter, lem_holds_gpus)),
+    }

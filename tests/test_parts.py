@@ -16,7 +16,8 @@ from lem.backends.pytorch.batching import plan_batches
 from lem.config.schema import WarmupConfig
 from lem.environment import redact_environment
 from lem.numbers import coefficient_of_variation, ratio
-from lem.results.schema import Distribution, Result, from_dict
+from lem.results.schema import Distribution, Result
+from lem.results.strict import from_dict
 from lem.warmup import run_warmup, should_stop
 
 

@@ -23,7 +23,8 @@ from lem.config.schema import ImpactConfig
 from lem.errors import LemError
 from lem.impact import impact_figures
 from lem.results.reader import read_job
-from lem.results.schema import Distribution, EnergyMetrics, Metrics, Result, from_dict
+from lem.results.schema import Distribution, EnergyMetrics, Metrics, Result
+from lem.results.strict import from_dict
 from lem.search.space import parse_space
 
 QUICK = ["num_input_prompts=8", "max_output_tokens=8", "warmup.mode=fixed", "warmup.count=1", "baseline.method=off"]

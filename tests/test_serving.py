@@ -30,7 +30,8 @@ from lem.config.machine import probe_machine
 from lem.config.rules import errors, validate
 from lem.errors import LemError
 from lem.results.reader import read_job
-from lem.results.schema import Result, from_dict, json_safe
+from lem.results.schema import Result
+from lem.results.strict import from_dict, json_safe
 from lem.serving.child import check_parsed, engine_flags
 from lem.serving.load import RequestTiming, completion_body, planned_send_times_s
 from lem.serving.server import Endpoint, ServerProcess, log_tail

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from lem.errors import LemError
-from lem.report.load import METRIC_BY_NAME, METRICS, Sweep, typed_value, unit_text
+from lem.report.figures import METRIC_BY_NAME, METRICS, unit_text
+from lem.report.load import Sweep, typed_value
 from lem.report.stats import MIN_CYCLES, Comparison, compare, describe
 
 BACKEND_COLUMN = "config.backend.name"

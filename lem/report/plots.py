@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from lem.report.figures import METRIC_BY_NAME, Metric
 from lem.report.groups import Group
-from lem.report.load import METRIC_BY_NAME, Metric
 from lem.report.recommend import pareto_groups
 from lem.results.writer import REQUESTS_FILE, TIMESERIES_FILE
 

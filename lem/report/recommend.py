@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from lem.errors import LemError
+from lem.report.figures import METRIC_BY_NAME, METRICS
 from lem.report.groups import FRONT_X, Group
-from lem.report.load import METRIC_BY_NAME, METRICS, Sweep
+from lem.report.load import Sweep
 from lem.report.stats import Estimate, describe, pareto_front
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from lem.errors import LemError
 from lem.report import plots
+from lem.report.figures import METRIC_BY_NAME, METRICS
 from lem.report.groups import (
     BACKEND_COLUMN,
     DEFAULT_RANK_BY,
@@ -26,7 +27,7 @@ from lem.report.groups import (
     select,
     summarise,
 )
-from lem.report.load import METRIC_BY_NAME, METRICS, Sweep, load_sweep
+from lem.report.load import Sweep, load_sweep
 from lem.report.recommend import Recommendation, pareto_groups, parse_requirement, recommend
 from lem.report.search_text import front_lines, impact_sentence, recommendation_line, recommendation_lines
 from lem.report.serving import SERVING_PLOT, serving_console_lines, serving_lines, serving_plot

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 
+from lem.report.figures import METRIC_BY_NAME, unit_text
 from lem.report.groups import Group
-from lem.report.load import METRIC_BY_NAME, unit_text
 from lem.report.recommend import Recommendation
 from lem.report.text import KIND_WORD, estimate_text, metric_label, num, with_ci
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from lem.report.load import METRIC_BY_NAME
+from lem.report.figures import METRIC_BY_NAME
 from lem.report.stats import MIN_CYCLES, Estimate
 
 #: Error messages longer than this are cut in summary.md; results.parquet keeps them whole.

@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lem.results.schema import Result, from_dict
+from lem.results.schema import Result
+from lem.results.strict import from_dict
 from lem.results.writer import RESULTS_FILE
 
 #: The folder Hydra writes into every job folder it makes: such a folder without results.json is a job that did not

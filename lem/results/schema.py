@@ -1,4 +1,5 @@
-"""The results.json schema as dataclasses; `from_dict` rebuilds one strictly (unknown or missing keys fail).
+"""The results.json schema as dataclasses (the serving block in lem.results.serving); lem.results.strict's
+`from_dict` rebuilds one strictly (unknown or missing keys fail).
 
 Units are in the names. Energy figures carry their `source`; measured (`counter`, `power_integration`) and
 estimated figures are kept in separate fields and never summed together.
@@ -6,15 +7,13 @@ estimated figures are kept in separate fields and never summed together.
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from lem.results.serving import ServingMetrics
+from lem.results.strict import json_safe
 
 RESULT_SCHEMA_VERSION = "1.1.0"  # 1.1: energy.requests, energy.phases, energy.node (optional, additive)
-T = TypeVar("T")
 MEASURED_SOURCES = ("counter", "power_integration")
 
 
@@ -269,69 +268,6 @@ class Impact:
 
 
 @dataclass
-class Percentiles:
-    """Summary of per-request values of a serving window, seconds: mean and p50/p90/p99 (linear interpolation)."""
-
-    mean: float
-    p50: float
-    p90: float
-    p99: float
-    count: int
-
-
-@dataclass
-class ServingMetrics:
-    """A serving run (scenario=serving): a live server under a stated load, measured over a steady-state window.
-
-    Times are seconds from the load's start. Figures are over the window (`window_rule`) unless named otherwise:
-    latencies over the requests that completed in it, `output_tokens_in_window` counts the tokens that arrived in it
-    (from the server's usage counts). `target_request_rate_per_s` is null for request_rate=inf (all at once);
-    `achieved_request_rate_per_s` is (requests - 1) / (last send - first send) over the whole run. Goodput counts the
-    window's completed requests that met both SLOs. Energy per request is the window's energy divided by the requests
-    completed in it (`energy_per_request_method`); measured and estimated figures are kept apart as in EnergyMetrics.
-    """
-
-    server: str
-    request_rate: str
-    target_request_rate_per_s: float | None
-    achieved_request_rate_per_s: float | None
-    max_concurrency: int | None
-    num_requests: int
-    window_rule: str
-    window_closed_at: str
-    window_start_s: float
-    window_end_s: float
-    window_duration_s: float
-    requests_sent_in_window: int
-    requests_completed_in_window: int
-    output_tokens_in_window: int
-    output_tokens_per_s: float
-    completed_requests_per_s: float
-    goodput_requests_per_s: float
-    slo_attainment: float | None
-    ttft_slo_s: float
-    tpot_slo_s: float
-    ttft_s: Percentiles | None
-    tpot_s: Percentiles | None
-    itl_s: Percentiles | None
-    e2e_latency_s: Percentiles | None
-    send_lag_s: Percentiles | None
-    energy_per_request_method: str
-    j_per_request: float | None
-    net_j_per_request: float | None
-    estimated_j_per_request: float | None
-    estimated_net_j_per_request: float | None
-    load_duration_s: float
-    cancelled_requests: int
-    server_start_s: float | None
-    server_cpu_time_s: float | None
-    requests_file: str | None = None
-    #: Whether the server kept up in the window: requests completed in it >= 90 % of those sent in it (a server that
-    #: falls behind queues work, and its window is no steady state); None where the window closed at a completion.
-    server_kept_up: bool | None = None
-
-
-@dataclass
 class ErrorInfo:
     """Why a run failed and in which phase."""
 
@@ -363,72 +299,3 @@ class Result:
 
     def __post_init__(self) -> None:
         self.config = json_safe(self.config)
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every non-finite float as a string ("inf", "-inf", "nan"): JSON has no Infinity or NaN, and a
-    config may hold one (scenario.request_rate=inf)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _build(hint: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None:
-            if type(None) not in options:
-                raise ValueError(f"{path}: null is not allowed")
-            return None
-        real = [option for option in options if option is not type(None)]
-        if len(real) == 1:  # Optional[X]: X's own error names the exact key
-            return _build(real[0], value, path)
-        for option in real:
-            try:
-                return _build(option, value, path)
-            except (TypeError, ValueError):
-                continue
-        raise ValueError(f"{path}: {value!r} matches none of {hint}")
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, path)  # type: ignore[arg-type]
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise TypeError(f"{path}: expected a list")
-        return [_build(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"{path}: expected an object")
-        _, item = typing.get_args(hint)
-        return {k: _build(item, v, f"{path}.{k}") for k, v in value.items()}
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise TypeError(f"{path}: expected {hint.__name__}, got {type(value).__name__}")
-    return value
-
-
-def from_dict(cls: type[T], data: dict[str, Any], path: str = "result") -> T:
-    """Rebuild `cls` from parsed JSON, checking every key and type; raises ValueError/TypeError naming the path."""
-    if not isinstance(data, dict):
-        raise TypeError(f"{path}: expected an object")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{path}.{f.name}: missing")
-            continue
-        kwargs[f.name] = _build(hints[f.name], data[f.name], f"{path}.{f.name}")
-    return cls(**kwargs)

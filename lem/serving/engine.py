@@ -30,13 +30,13 @@ from lem.atomic import write_text_atomic
 from lem.attribution import RequestSet
 from lem.backends.base import Generation, LoadInfo, ProgressCallback, RequestRecord
 from lem.config.schema import ExperimentConfig, ServingScenario, TimeseriesConfig
-from lem.energy.devices import gpu_sharing, worst_sharing
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import DomainReading, EnergyMeter, WindowReading
 from lem.energy.sampler import TimeseriesSampler
 from lem.errors import LemError
-from lem.measure import WINDOW_KEY, Measurement
-from lem.results.schema import EnergyMetrics, ServingMetrics
+from lem.measure import WINDOW_KEY, Measurement, sharing, telemetry
+from lem.results.schema import EnergyMetrics
+from lem.results.serving import ServingMetrics
 from lem.serving.launch import LAUNCHERS, SERVER_LOG_FILE
 from lem.serving.load import LoadRun, RequestFailed, RequestTiming, planned_send_times_s, run_load, send_sequentially
 from lem.serving.server import Endpoint, ServerProcess, get_json, log_tail
@@ -203,7 +203,7 @@ def measure_serving(
     """Run the whole load; the meter's window covers the steady-state window only (scenario.* in the config)."""
     scenario, server = backend.scenario, backend.server
     temperature_start = meter.temperatures_c()
-    sharing_before = gpu_sharing(meter.gpus, meter.gpu_indices, True) if meter.gpu_indices else None
+    sharing_before = sharing(meter, lem_holds_gpus=True)  # the server, lem's child, holds them
     sampler = (
         TimeseriesSampler(meter.gpus, meter.gpu_indices, timeseries.sample_rate_hz) if timeseries.enabled else None
     )
@@ -263,16 +263,10 @@ def measure_serving(
     done = completed_in_window(run.requests, window.opened_s, window.closed_s)
     active = _active_in_window(run.requests, window.opened_s, window.closed_s)
     origin_s = edges["origin_s"]
-    sharing_after = gpu_sharing(meter.gpus, meter.gpu_indices, True) if meter.gpu_indices else None
     return ServingMeasurement(
         window=with_server_cpu(readings[0], meter.power_model, server_cpu_s),
         generation=Generation([_record(r) for r in done], TIMING_SOURCE, origin_s),
-        timeseries=sampler.to_frame() if sampler is not None else None,
-        samples=len(sampler) if sampler is not None else 0,
-        achieved_sample_rate_hz=sampler.achieved_rate_hz() if sampler is not None else None,
-        temperature_start_c=temperature_start,
-        temperature_end_c=meter.temperatures_c(),
-        gpu_sharing=worst_sharing(sharing_before, sharing_after),
+        **telemetry(sampler, meter, temperature_start, sharing_before, lem_holds_gpus=True),
         run=run,
         scenario=scenario,
         server_name=backend.launch.name,

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from lem.numbers import ratio
-from lem.results.schema import EnergyMetrics, Percentiles, ServingMetrics
+from lem.results.schema import EnergyMetrics
+from lem.results.serving import Percentiles, ServingMetrics
 from lem.serving.load import LoadRun, RequestTiming
 from lem.serving.window import CLOSED_AT_LAST_SEND
 
