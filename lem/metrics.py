@@ -10,7 +10,7 @@ from lem.backends.base import RequestRecord
 from lem.energy.baseline import Baseline
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import WindowReading
-from lem.numbers import ratio
+from lem.numbers import ratio, total
 from lem.results.schema import MEASURED_SOURCES, Distribution, DomainEnergy, EnergyMetrics, Metrics, PhaseEnergy
 
 
@@ -72,11 +72,6 @@ def domain_energies(
     return energies
 
 
-def _sum(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(sum(present)) if present and len(present) == len(values) else None
-
-
 def energy_metrics(
     window: WindowReading,
     domains: list[DomainEnergy],
@@ -89,9 +84,9 @@ def energy_metrics(
     """Totals and per-token figures, measured and estimated kept apart."""
     measured = [d for d in domains if d.source in MEASURED_SOURCES]
     estimated = [d for d in domains if d.source == "estimate"]
-    measured_j = _sum([d.energy_j for d in measured]) if measured else None
-    measured_net_j = _sum([d.net_energy_j for d in measured]) if measured else None
-    estimated_j = _sum([d.energy_j for d in estimated]) if estimated else None
+    measured_j = total([d.energy_j for d in measured])
+    measured_net_j = total([d.net_energy_j for d in measured])
+    estimated_j = total([d.energy_j for d in estimated])
     return EnergyMetrics(
         measured_energy_j=measured_j,
         measured_net_energy_j=measured_net_j,
@@ -102,7 +97,7 @@ def energy_metrics(
         avg_power_w=ratio(measured_j, window.duration_s),
         peak_power_w=peak_power_w,
         estimated_energy_j=estimated_j,
-        estimated_net_energy_j=_sum([d.net_energy_j for d in estimated]) if estimated else None,
+        estimated_net_energy_j=total([d.net_energy_j for d in estimated]),
         estimated_j_per_output_token=ratio(estimated_j, output_tokens),
         estimate_model=power_model.assumptions() if estimated and power_model is not None else None,
         domains=domains,

@@ -12,6 +12,11 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if numerator is None or denominator is None or denominator <= 0 else numerator / denominator
 
 
+def total(values: Sequence[float | None]) -> float | None:
+    """The sum; None where there is nothing to sum or any value is missing (a domain without a reading)."""
+    return float(sum(v for v in values if v is not None)) if values and None not in values else None
+
+
 def coefficient_of_variation(values: Sequence[float]) -> float:
     """Population standard deviation over mean (0 for fewer than two values or a zero mean)."""
     mean = statistics.fmean(values) if values else 0.0

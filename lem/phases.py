@@ -19,7 +19,7 @@ from lem.energy.baseline import Baseline
 from lem.energy.estimate import CpuPowerModel
 from lem.energy.meter import EnergyMeter, WindowReading
 from lem.metrics import domain_energies
-from lem.numbers import ratio
+from lem.numbers import ratio, total
 from lem.results.schema import MEASURED_SOURCES, DomainEnergy, PhaseDomainEnergy, PhaseSplit
 
 WINDOW_KEY = "lem_prefill"
@@ -72,11 +72,6 @@ def _minus(full: float | None, part: float | None) -> float | None:
     return None if full is None or part is None else full - part
 
 
-def _total(values: Sequence[float | None]) -> float | None:
-    """The sum, or None where there is nothing to sum or any value is missing."""
-    return float(sum(v for v in values if v is not None)) if values and None not in values else None
-
-
 def _shown(value: float | None, flag: str, flags: list[str]) -> float | None:
     """`value`, or None with `flag` added where it is negative (noise larger than the decode energy)."""
     if value is not None and value < 0:
@@ -99,13 +94,13 @@ def _part(rows: list[tuple[DomainEnergy, float | None, float | None]]) -> _Part 
     """Totals over (full-window domain, prefill J of one pass, prefill net J of one pass); None for no rows."""
     if not rows:
         return None
-    prefill_j = _total([p for _, p, _ in rows])
-    prefill_net_j = _total([n for _, _, n in rows])
+    prefill_j = total([p for _, p, _ in rows])
+    prefill_net_j = total([n for _, _, n in rows])
     return _Part(
         prefill_j,
         prefill_net_j,
-        _minus(_total([d.energy_j for d, _, _ in rows]), prefill_j),
-        _minus(_total([d.net_energy_j for d, _, _ in rows]), prefill_net_j),
+        _minus(total([d.energy_j for d, _, _ in rows]), prefill_j),
+        _minus(total([d.net_energy_j for d, _, _ in rows]), prefill_net_j),
     )
 
 
